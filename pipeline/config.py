@@ -82,6 +82,40 @@ class Stage:
     def schema_registry(self) -> str:
         return f"{self.prefix}-events"
 
+    @property
+    def dlq_redrive_name(self) -> str:
+        """Where DLQ messages go after `dlq_max_receive_count` failed re-drives: kept for a human."""
+        return f"{self.prefix}-events-dlq-redrive"
+
+    @property
+    def access_log_bucket(self) -> str:
+        return f"{self.prefix}-access-logs"
+
+    @property
+    def raw_archive_stream(self) -> str:
+        """The Firehose delivery stream archiving `events-raw` into the lake's `raw/` zone."""
+        return f"{self.prefix}-raw-archive"
+
+    def function(self, logical: str) -> str:
+        """Physical name of a Lambda function: `enricher` or `lake-writer`."""
+        return f"{self.prefix}-{logical}"
+
+    @property
+    def flink_application(self) -> str:
+        return f"{self.prefix}-analytics"
+
+    @property
+    def athena_workgroup(self) -> str:
+        return self.prefix
+
+    @property
+    def redshift_namespace(self) -> str:
+        return self.prefix
+
+    @property
+    def alarm_topic(self) -> str:
+        return f"{self.prefix}-alarms"
+
 
 def _context() -> dict[str, Any]:
     return dict(json.loads(CDK_JSON.read_text())["context"])

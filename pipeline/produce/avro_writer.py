@@ -63,63 +63,61 @@ def _long(value: int) -> bytes:
 def compile_schema(schema: Any) -> Encoder:
     """An encoder of datums of `schema` (a JSON-ready schema dict, not fastavro's parsed form).
 
-    The schema becomes the source of one straight-line Python function (as fastjsonschema does for
-    validators): no per-field calls or type dispatch at run time, which is where the time goes.
+    The schema becomes the source of one Python function returning `b"".join((...))` of one tuple of
+    byte pieces (as fastjsonschema does for validators): no per-field calls or type dispatch at run
+    time, which is where the time goes.
     """
-    namespace: dict[str, Any] = {"_S": _SMALL, "_varint": _varint, "_F": _FLOAT, "_D": _DOUBLE}
-    lines = ["def encode(d):", "    out = []", "    a = out.append"]
-    _emit(schema, "d", 1, lines, namespace)
-    lines.append("    return b''.join(out)")
-    exec(compile("\n".join(lines), f"<avro encoder {schema.get('name', '?')}>", "exec"), namespace)
+    namespace: dict[str, Any] = {"_P": _LENGTH_PREFIX, "_varint": _varint, "_F": _FLOAT, "_D": _DOUBLE}
+    counter = [0]
+    pieces = _pieces(schema, "d", namespace, counter)
+    source = f"def encode(d):\n    return b''.join(({pieces},))"
+    exec(compile(source, f"<avro encoder {schema.get('name', '?')}>", "exec"), namespace)
     encoder: Encoder = namespace["encode"]
     return encoder
 
 
-def _emit(schema: Any, expr: str, depth: int, lines: list[str], ns: dict[str, Any]) -> None:
-    pad = "    " * depth
-    var = f"v{len(lines)}"  # unique per emitted line: nested unions and records never clash
+_LENGTH_PREFIX = [_varint(n << 1) for n in range(4096)]  # Avro length prefix of strings up to 4 KiB
+
+
+def _pieces(schema: Any, expr: str, ns: dict[str, Any], counter: list[int]) -> str:
+    """A comma-separated list of expressions, each evaluating to bytes, encoding `expr` as `schema`."""
+    counter[0] += 1
+    var = f"v{counter[0]}"  # walrus targets: unique names across the whole function
     if isinstance(schema, dict) and schema.get("logicalType") in ("uuid", "timestamp-millis"):
         schema = schema["type"]  # a uuid string and epoch millis are written as their base type
     if isinstance(schema, list):
         if len(schema) != 2 or "null" not in schema:
             raise NotImplementedError(f"only [null, T] unions are compiled, not {schema!r}")
         null_index = schema.index("null")
-        lines.append(f"{pad}{var} = {expr}")
-        lines.append(f"{pad}if {var} is None:")
-        lines.append(f"{pad}    a({_long(null_index)!r})")
-        lines.append(f"{pad}else:")
-        lines.append(f"{pad}    a({_long(1 - null_index)!r})")
-        _emit(schema[1 - null_index], var, depth + 1, lines, ns)
-    elif schema in ("string", "bytes"):
-        encode = ".encode()" if schema == "string" else ""
-        lines.append(f"{pad}{var} = {expr}{encode}")
-        lines.append(f"{pad}n = len({var}) << 1")
-        lines.append(f"{pad}a(_S[n] if n < 128 else _varint(n))")
-        lines.append(f"{pad}a({var})")
-    elif schema in ("int", "long"):
-        lines.append(f"{pad}n = {expr}")
-        lines.append(f"{pad}n = (n << 1) ^ (n >> 63)")
-        lines.append(f"{pad}a(_S[n] if n < 128 else _varint(n))")
-    elif schema == "float":
-        lines.append(f"{pad}a(_F({expr}))")
-    elif schema == "double":
-        lines.append(f"{pad}a(_D({expr}))")
-    elif schema == "boolean":
-        lines.append(f"{pad}a(b'\\x01' if {expr} else b'\\x00')")
-    elif schema == "null":
-        lines.append(f"{pad}pass")
-    elif isinstance(schema, dict) and schema["type"] == "record":
-        lines.append(f"{pad}{var} = {expr}")
-        for field in schema["fields"]:
-            _emit(field["type"], f"{var}[{field['name']!r}]", depth, lines, ns)
-    elif isinstance(schema, dict) and schema["type"] == "enum":
+        other = _pieces(schema[1 - null_index], var, ns, counter)
+        tag_null, tag_other = _long(null_index), _long(1 - null_index)
+        return f"*(({tag_null!r},) if ({var} := {expr}) is None else ({tag_other!r}, {other}))"
+    if schema in ("string", "bytes"):
+        value = f"{expr}.encode()" if schema == "string" else expr
+        n = f"n{counter[0]}"
+        return f"(_P[{n}] if ({n} := len({var} := {value})) < 4096 else _varint({n} << 1)), {var}"
+    if schema in ("int", "long"):
+        return f"_varint((({var} := {expr}) << 1) ^ ({var} >> 63))"
+    if schema == "float":
+        return f"_F({expr})"
+    if schema == "double":
+        return f"_D({expr})"
+    if schema == "boolean":
+        return f"(b'\\x01' if {expr} else b'\\x00')"
+    if schema == "null":
+        return "b''"
+    if isinstance(schema, dict) and schema["type"] == "record":
+        first = schema["fields"][0]
+        parts = [_pieces(first["type"], f"({var} := {expr})[{first['name']!r}]", ns, counter)]
+        parts += [_pieces(f["type"], f"{var}[{f['name']!r}]", ns, counter) for f in schema["fields"][1:]]
+        return ", ".join(parts)
+    if isinstance(schema, dict) and schema["type"] == "enum":
         table = f"_E{len(ns)}"
         ns[table] = {symbol: _long(i) for i, symbol in enumerate(schema["symbols"])}
-        lines.append(f"{pad}a({table}[{expr}])")
-    elif isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
-        _emit(schema["type"], expr, depth, lines, ns)
-    else:
-        raise NotImplementedError(f"no compiled encoder for {schema!r}")
+        return f"{table}[{expr}]"
+    if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
+        return _pieces(schema["type"], expr, ns, counter)
+    raise NotImplementedError(f"no compiled encoder for {schema!r}")
 
 
 def wire_prefix(sv: SchemaVersion, wire_format: WireFormat) -> bytes:

@@ -13,7 +13,7 @@ from rich.table import Table
 from pipeline.aws import client
 from pipeline.config import stage
 from pipeline.produce.kinesis import RECORD_TOO_LARGE, KinesisWriter, PutResult, ensure_stream
-from pipeline.produce.run import plan, run
+from pipeline.produce.run import batch_gc, plan, run
 from pipeline.produce.workload import PartitionKeyStrategy, Workload, WorkloadConfig
 
 console = Console(stderr=True)
@@ -74,7 +74,8 @@ def produce(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if dry_run:
-        result = plan(workload)
+        with batch_gc():
+            result = plan(workload)
         if manifest:
             result.write(manifest)
         console.print(
@@ -109,7 +110,8 @@ def produce(
             rate_now = done / elapsed if elapsed else 0.0
             progress.update(task, advance=n, rate=rate_now, retried=retried, failed=failed)
 
-        result, summary = run(workload, writer, rate=rate, duration_s=duration, on_progress=on_progress)
+        with batch_gc():
+            result, summary = run(workload, writer, rate=rate, duration_s=duration, on_progress=on_progress)
     if manifest:
         result.write(manifest)
 

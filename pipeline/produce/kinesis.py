@@ -95,7 +95,7 @@ class KinesisWriter:
         pending = entries
         retried = 0
         last_error: dict[int, str] = {}
-        for attempt in range(self.max_attempts):
+        for attempt in range(max(1, self.max_attempts)):
             if attempt:
                 retried += len(pending)
                 cap = min(self.max_backoff_s, self.base_backoff_s * 2 ** (attempt - 1))

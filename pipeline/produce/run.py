@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -29,6 +31,25 @@ class RunSummary:
     @property
     def records_per_s(self) -> float:
         return self.offered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@contextmanager
+def batch_gc(gen0_threshold: int = 50_000) -> Iterator[None]:
+    """For a process that does nothing but produce: collect young objects 70x less often and stop
+    re-scanning the long-lived heap (modules, schemas, lookup tables).
+
+    The generator allocates a few dicts per event and makes no reference cycles (reference counting
+    frees it all), but each chunk of records lives through many collections of the default
+    thresholds: a third of the CPU time of `pipeline produce` went to the cycle collector.
+    """
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(gen0_threshold, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 def plan(workload: Workload) -> Manifest:

@@ -6,6 +6,7 @@ import typer
 
 from pipeline.contract.cli import app as schemas_app
 from pipeline.enrich.dlq_cli import app as dlq_app
+from pipeline.flink_cli import app as flink_app
 from pipeline.lake.cli import app as lake_app
 from pipeline.lake.cli import replay
 from pipeline.local import cli as local_cli
@@ -22,6 +23,7 @@ app.add_typer(warehouse_app, name="warehouse")
 app.command("query")(query)
 app.command("replay")(replay)
 app.add_typer(lake_app, name="lake")
+app.add_typer(flink_app, name="flink")
 app.command("produce")(produce)
 app.command("up")(local_cli.up)
 app.command("status")(local_cli.status)

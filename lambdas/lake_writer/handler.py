@@ -1,0 +1,18 @@
+"""Lake writer Lambda: `events-enriched` and `metrics` batches -> Parquet in the lake (glue only)."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from pipeline.lake.store import s3_lake
+from pipeline.lake.writer import write_batch
+
+logger = Logger(service="lake-writer")
+lake = s3_lake()
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    written = write_batch(event, lake)
+    logger.info("batch written", extra={"objects": written})
+    return {"batchItemFailures": []}

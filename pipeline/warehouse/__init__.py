@@ -1,0 +1,1 @@
+"""Warehouse SQL: Athena DDL generated from the Avro schemas, the shipped views, the local SQL engine."""

@@ -1,0 +1,129 @@
+"""The lake writer Lambda against moto S3: retries overwrite, old partitions read with the new schema."""
+
+import base64
+import copy
+import importlib.util
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.aws import client
+from pipeline.config import REPO_ROOT, stage
+from pipeline.contract import contract
+from pipeline.lake.arrow_types import arrow_schema
+from pipeline.lake.store import s3_lake
+from pipeline.lake.writer import parquet_bytes
+from pipeline.warehouse.engine import LocalWarehouse
+
+T = 1764151200000  # 2025-11-26T10:00:00Z
+STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/rta-local-events-enriched"
+CONTEXT = SimpleNamespace(
+    function_name="rta-local-lake-writer",
+    memory_limit_in_mb=512,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:rta-local-lake-writer",
+    aws_request_id="req-1",
+)
+
+
+def page_view(event_id: str, event_time: int, **payload: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event_type": "page_view",
+        "schema_version": 2,
+        "event_time": event_time,
+        "source": "web",
+        "user_id": "u-1",
+        "session_id": "s-1",
+        "user_agent": None,
+        "ip": None,
+        "payload": {"url": "/home", "referrer": None, "title": None, **payload},
+        "enrichment": {
+            "arrival_time": event_time + 500,
+            "event_time_skew_ms": 500,
+            "writer_version": 2,
+            "ua_family": None,
+            "ua_major": None,
+            "os_family": None,
+            "device_family": None,
+            "is_bot": False,
+            "country": None,
+            "asn": None,
+            "as_name": None,
+            "enricher_version": "test-1",
+        },
+    }
+
+
+def lambda_event(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": row["event_id"],
+                    "sequenceNumber": f"4959{i:052d}",
+                    "data": base64.b64encode(json.dumps(row).encode()).decode(),
+                    "approximateArrivalTimestamp": T / 1000,
+                },
+                "eventSource": "aws:kinesis",
+                "eventID": f"shardId-000000000000:4959{i:052d}",
+                "eventSourceARN": STREAM_ARN,
+            }
+            for i, row in enumerate(rows)
+        ]
+    }
+
+
+def load_handler() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "lake_writer_handler", REPO_ROOT / "lambdas/lake_writer/handler.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+def test_a_retried_batch_overwrites_the_same_object(moto_endpoint: str) -> None:
+    s3 = client("s3")
+    s3.create_bucket(Bucket=stage().lake_bucket)
+    handler = load_handler()
+    event = lambda_event([page_view("e-1", T, load_time_ms=10), page_view("e-2", T + 1000, load_time_ms=20)])
+
+    assert handler(event, CONTEXT) == {"batchItemFailures": []}
+    first = s3.list_objects_v2(Bucket=stage().lake_bucket)["Contents"]
+    body = s3.get_object(Bucket=stage().lake_bucket, Key=first[0]["Key"])["Body"].read()
+    assert handler(event, CONTEXT) == {"batchItemFailures": []}
+    second = s3.list_objects_v2(Bucket=stage().lake_bucket)["Contents"]
+
+    assert [o["Key"] for o in second] == [
+        "curated/events/event_type=page_view/event_date=2025-11-26/event_hour=10/"
+        f"rta-local-events-enriched.shardId-000000000000.4959{0:052d}-4959{1:052d}.parquet"
+    ]
+    assert s3.get_object(Bucket=stage().lake_bucket, Key=second[0]["Key"])["Body"].read() == body
+    assert [r["event_id"] for r in pq.read_table(pa.BufferReader(body)).to_pylist()] == ["e-1", "e-2"]
+
+
+def test_v1_and_v2_partitions_read_together(moto_endpoint: str) -> None:
+    client("s3").create_bucket(Bucket=stage().lake_bucket)
+    lake = s3_lake()
+    # What the writer made while page_view v1 was the newest schema: no load_time_ms column at all.
+    c = contract()
+    v1_schema = copy.deepcopy(c.version("page_view", 1).definition)
+    v1_schema["fields"].append({"name": "enrichment", "type": c.enrichment})
+    v1_row = page_view("old-1", T - 86_400_000)
+    v1_row["payload"] = {"url": "/old", "referrer": None, "title": "Old"}
+    v1_key = "curated/events/event_type=page_view/event_date=2025-11-25/event_hour=10/old.parquet"
+    lake.put(v1_key, parquet_bytes([v1_row], arrow_schema(v1_schema)))
+    assert "load_time_ms" not in str(pq.read_schema(pa.BufferReader(lake.get(v1_key))))
+
+    load_handler()(lambda_event([page_view("new-1", T, load_time_ms=812)]), CONTEXT)
+
+    result = LocalWarehouse(lake).query(
+        "SELECT event_id, payload.url, payload.load_time_ms, event_date FROM events_page_view ORDER BY event_time"
+    )
+    assert result.rows == [("old-1", "/old", None, "2025-11-25"), ("new-1", "/home", 812, "2025-11-26")]
+    assert LocalWarehouse(lake).query("SELECT COUNT(*) FROM events").rows == [(2,)]

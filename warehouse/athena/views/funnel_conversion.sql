@@ -1,0 +1,24 @@
+-- Per event date: human sessions that viewed a page, then also added to cart, then also purchased
+-- (steps counted by presence in the session, not by order in time). Rates: step over previous step.
+CREATE OR REPLACE VIEW funnel_conversion AS
+WITH session_steps AS (
+  SELECT
+    event_date,
+    session_id,
+    MAX(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) AS viewed,
+    MAX(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS carted,
+    MAX(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchased
+  FROM events
+  WHERE session_id IS NOT NULL AND NOT is_bot
+  GROUP BY event_date, session_id
+)
+SELECT
+  event_date,
+  SUM(viewed) AS viewed_sessions,
+  SUM(viewed * carted) AS carted_sessions,
+  SUM(viewed * carted * purchased) AS purchased_sessions,
+  CAST(SUM(viewed * carted) AS DOUBLE) / NULLIF(SUM(viewed), 0) AS view_to_cart_rate,
+  CAST(SUM(viewed * carted * purchased) AS DOUBLE) / NULLIF(SUM(viewed * carted), 0) AS cart_to_purchase_rate,
+  CAST(SUM(viewed * carted * purchased) AS DOUBLE) / NULLIF(SUM(viewed), 0) AS view_to_purchase_rate
+FROM session_steps
+GROUP BY event_date

@@ -2,68 +2,24 @@
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
-
-from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
-from pipeline.config import REPO_ROOT, EventSourceMapping, Stage
+from pipeline.config import EventSourceMapping, Stage
 from pipeline.lake import layout
-from stacks.common import BUILD_DIR, acknowledge, staging_dir
+from stacks.common import FunctionSpec, acknowledge, python_function
 from stacks.ingest import Ingest
 from stacks.lake import Lake
-
-RUNTIME = lambda_.Runtime.PYTHON_3_13
-# The third-party dependency layers (`make layers`): wheels for this runtime's CPython and x86_64.
-LAYERS_DIR = BUILD_DIR / "layers"
-LAMBDAS_DIR = REPO_ROOT / "lambdas"
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    logical: str  # `Stage.function(logical)` gives the name
-    folder: str  # lambdas/<folder>/handler.py
-    memory_mb: int
-    timeout: Duration
-
 
 ENRICHER = FunctionSpec("enricher", "enricher", memory_mb=1024, timeout=Duration.seconds(60))
 LAKE_WRITER = FunctionSpec("lake-writer", "lake_writer", memory_mb=2048, timeout=Duration.seconds(300))
 FUNCTIONS = (ENRICHER, LAKE_WRITER)
 XRAY = "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) have no resource-level permissions."
-
-
-def code_asset(spec: FunctionSpec) -> lambda_.Code:
-    """handler.py at the root, beside the `pipeline` package, its schemas and cdk.json (stage settings)."""
-    root = staging_dir(
-        spec.folder,
-        {
-            "handler.py": LAMBDAS_DIR / spec.folder / "handler.py",
-            "pipeline": REPO_ROOT / "pipeline",
-            "schemas": REPO_ROOT / "schemas",
-            "cdk.json": REPO_ROOT / "cdk.json",
-        },
-    )
-    return lambda_.Code.from_asset(str(root))
-
-
-def layer_dir(spec: FunctionSpec, use_built: bool = True) -> tuple[Path, bool]:
-    """The built layer of `spec`, or an empty stand-in (False) so synth works before `make layers`."""
-    built = LAYERS_DIR / spec.folder
-    if use_built and (built / "python").is_dir() and any((built / "python").iterdir()):
-        return built, True
-    placeholder = staging_dir(f"{spec.folder}-layer-placeholder", {})
-    (placeholder / "python").mkdir()
-    (placeholder / "python" / "LAYER_NOT_BUILT.txt").write_text("run `make layers` before `cdk deploy`\n")
-    return placeholder, False
 
 
 def kinesis_source(
@@ -226,66 +182,6 @@ class Processing(Construct):
         )
 
     def _function(self, spec: FunctionSpec, stage: Stage, environment: dict[str, str]) -> lambda_.Function:
-        handler = LAMBDAS_DIR / spec.folder / "handler.py"
-        if not handler.exists():
-            raise FileNotFoundError(f"{handler}: the {spec.logical} Lambda has no handler")
-        layer_path, built = layer_dir(spec, self.with_dependency_layers)
-        layer = lambda_.LayerVersion(
-            self,
-            f"{spec.folder}-deps",
-            code=lambda_.Code.from_asset(str(layer_path)),
-            compatible_runtimes=[RUNTIME],
-            compatible_architectures=[lambda_.Architecture.X86_64],
-            description=f"{spec.logical}: third-party dependencies (make layers)",
-        )
-        if self.with_dependency_layers and not built:
-            message = (
-                f"layer {LAYERS_DIR / spec.folder} is not built: {spec.logical} deploys with an EMPTY "
-                "dependency layer and will fail to import; run `make layers` before `cdk deploy`"
-            )
-            Annotations.of(layer).add_warning_v2("pipeline:layer-not-built", message)
-            warnings.warn(message, stacklevel=2)
-        name = stage.function(spec.logical)
-        log_group = logs.LogGroup(
-            self,
-            f"{spec.folder}-logs",
-            log_group_name=f"/aws/lambda/{name}",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        function = lambda_.Function(
-            self,
-            spec.folder,
-            function_name=name,
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
-            handler="handler.handler",
-            code=code_asset(spec),
-            layers=[layer],
-            memory_size=spec.memory_mb,
-            timeout=spec.timeout,
-            log_group=log_group,
-            environment={
-                "PIPELINE_STAGE": stage.name,
-                "POWERTOOLS_SERVICE_NAME": spec.logical,
-                "POWERTOOLS_METRICS_NAMESPACE": stage.prefix,
-                **environment,
-            },
-            tracing=lambda_.Tracing.ACTIVE,
-        )
-        acknowledge(
-            function.role,  # type: ignore[arg-type]
-            {
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": "The AWS "
-                "managed basic execution policy only allows writing this function's CloudWatch logs."
-            },
-        )
-        acknowledge(
-            function,
-            {
-                "AwsSolutions-L1": "Pinned to the runtime the dependency layer's wheels are built for "
-                "(`make layers`); bump both together."
-            },
-        )
+        function = python_function(self, spec, stage, environment, self.with_dependency_layers)
         self.functions[spec.logical] = function
         return function

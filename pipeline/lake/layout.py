@@ -2,7 +2,7 @@
 
 | zone | holds | partitions (Hive style, UTC) |
 | --- | --- | --- |
-| `raw/` | `events-raw` as it arrived (replay source), JSON Lines of Kinesis records | `year=/month=/day=/hour=` of arrival |
+| `raw/` | `events-raw` as it arrived (replay source), GZIP JSON lines: base64 record + Kinesis metadata (`pipeline.lake.raw`) | `year=/month=/day=/hour=` of arrival |
 | `curated/events/` | enriched events, Parquet, one table per event type | `event_type=/event_date=/event_hour=` of event time |
 | `curated/metrics/` | Flink changelog rows, Parquet | `window_date=` of window start |
 | `late/` | events past the allowed lateness (Flink late sink) | `event_date=` of event time |

@@ -90,16 +90,19 @@ def widen_to_days(start_ms: int, end_ms: int) -> tuple[int, int]:
     return start_ms - start_ms % DAY_MS, end_ms + (-end_ms % DAY_MS)
 
 
-def _lambda_record(record: RawRecord) -> dict[str, Any]:
+def lambda_record(record: RawRecord) -> dict[str, Any]:
+    """The record as Lambda handed it to the enricher live. A raw/ line that held no record (its
+    metadata is empty) is named by its origin, so its bad row says where it came from."""
+    sequence_number = record.sequence_number or record.origin
     return {
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
-            "partitionKey": "replay",
-            "sequenceNumber": record.origin,
+            "partitionKey": record.partition_key,
+            "sequenceNumber": sequence_number,
             "data": base64.b64encode(record.data).decode(),
             "approximateArrivalTimestamp": record.arrival_ms / 1000,
         },
-        "eventID": f"replay:{record.origin}",
+        "eventID": f"{record.shard_id or 'replay'}:{sequence_number}",
         "eventSourceARN": f"arn:aws:kinesis:replay:000000000000:stream/{stage().stream('events-raw')}",
     }
 
@@ -109,7 +112,7 @@ def enrich_records(records: list[RawRecord], report: ReplayReport) -> list[bytes
     out, bad = _EnrichedCollector(), _BadRowCollector()
     batch = EnrichBatch(out, bad, Pseudonymiser(pseudonym_key()), stage().future_tolerance_s)
     for record in records:
-        batch.add(_lambda_record(record))
+        batch.add(lambda_record(record))
     batch.deliver()
     report.enriched += len(out.lines)
     report.bad_rows.update(bad.reasons)

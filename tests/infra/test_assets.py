@@ -7,22 +7,23 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import stage
-from stacks import analytics, processing, warehouse
+from stacks import analytics, common, warehouse
 from stacks.common import staging_dir
+from stacks.processing import ENRICHER
 
 
 def test_layer_falls_back_to_an_empty_stand_in_until_make_layers_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(processing, "LAYERS_DIR", tmp_path)
-    path, built = processing.layer_dir(processing.ENRICHER)
+    monkeypatch.setattr(common, "LAYERS_DIR", tmp_path)
+    path, built = common.layer_dir(ENRICHER)
     assert built is False
     assert [p.name for p in (path / "python").iterdir()] == ["LAYER_NOT_BUILT.txt"]
 
     (tmp_path / "enricher" / "python" / "orjson").mkdir(parents=True)
-    assert processing.layer_dir(processing.ENRICHER) == (tmp_path / "enricher", True)
+    assert common.layer_dir(ENRICHER) == (tmp_path / "enricher", True)
     # The emulator target never ships the built layer: moto runs no code.
-    assert processing.layer_dir(processing.ENRICHER, use_built=False)[1] is False
+    assert common.layer_dir(ENRICHER, use_built=False)[1] is False
 
 
 def test_staging_dir_copies_files_and_folders_without_caches(tmp_path: Path) -> None:

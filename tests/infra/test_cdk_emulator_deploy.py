@@ -17,7 +17,8 @@ import pytest
 from pipeline.aws import client
 from pipeline.config import REPO_ROOT, STREAMS, EventSourceMapping, stage
 from stacks.app import EMULATOR_NOT_ENFORCED, EMULATOR_UNSUPPORTED
-from stacks.processing import ENRICHER, LAKE_WRITER, RUNTIME
+from stacks.common import RUNTIME
+from stacks.processing import ENRICHER, LAKE_WRITER
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 ACCOUNT = "123456789012"  # moto's default account

@@ -17,6 +17,7 @@ from pipeline.lake.tables import lake_tables
 from stacks import alarm_thresholds as t
 from stacks.app import EMULATOR_UNSUPPORTED
 from stacks.assembly import Assembly as Synthesised
+from stacks.ingest import RAW_ARCHIVER
 from stacks.lake import ZONES
 from stacks.processing import ENRICHER, LAKE_WRITER
 from stacks.warehouse import named_query_files
@@ -225,6 +226,48 @@ def test_firehose_archives_raw_stream_compressed_with_error_prefix(
     assert s3["ErrorOutputPrefix"].startswith("bad/firehose/")
     assert "KMSEncryptionConfig" in s3["EncryptionConfiguration"]
     assert props["DeliveryStreamType"] == "KinesisStreamAsSource"
+
+
+def test_firehose_wraps_records_into_raw_lines_with_the_archiver_lambda_only(
+    synthesised: Synthesised, aws_stage: Stage
+) -> None:
+    template = synthesised.template(aws_stage.name, "ingest")
+    functions = template.find_resources("AWS::Lambda::Function")
+    [(archiver_id, archiver)] = functions.items()
+    assert archiver["Properties"]["FunctionName"] == aws_stage.function(RAW_ARCHIVER.logical)
+    assert archiver["Properties"]["Runtime"] == "python3.13"
+    assert archiver["Properties"]["MemorySize"] == RAW_ARCHIVER.memory_mb == 256
+    assert "Layers" not in archiver["Properties"]  # standard library only
+    assert "TracingConfig" not in archiver["Properties"]
+    props = _one(template.find_resources("AWS::KinesisFirehose::DeliveryStream"))
+    [processor] = props["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Processors"]
+    assert processor["Type"] == "Lambda"  # not AppendDelimiterToRecord: binary records hold newlines
+    parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    assert parameters["LambdaArn"] == {"Fn::GetAtt": [archiver_id, "Arn"]}
+    # Firehose's own defaults, pinned: a response must stay under Lambda's 6 MB payload limit.
+    assert (parameters["BufferSizeInMBs"], parameters["BufferIntervalInSeconds"]) == ("1", "60")
+    assert "NumberOfRetries" not in parameters
+    # Least privilege: the archiver writes its logs and nothing else; only Firehose may invoke it.
+    role_id = archiver["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = template.find_resources("AWS::IAM::Role")[role_id]["Properties"]
+    assert json.dumps(role["ManagedPolicyArns"]).endswith('service-role/AWSLambdaBasicExecutionRole"]]}]')
+    policies = template.find_resources("AWS::IAM::Policy").values()
+    assert not [p for p in policies if {"Ref": role_id} in p["Properties"]["Roles"]]
+    invokers = [
+        p
+        for p in policies
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        if st["Action"] == "lambda:InvokeFunction"
+    ]
+    assert [p["Properties"]["Roles"] for p in invokers] == [
+        [
+            {
+                "Ref": next(
+                    k for k in template.find_resources("AWS::IAM::Role") if k.startswith("IngestRawArchiveS3")
+                )
+            }
+        ]
+    ]
 
 
 def test_flink_application_follows_stage_settings(synthesised: Synthesised, aws_stage: Stage) -> None:

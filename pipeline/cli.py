@@ -28,6 +28,7 @@ app.command("produce")(produce)
 app.command("up")(local_cli.up)
 app.command("status")(local_cli.status)
 app.command("down")(local_cli.down)
+app.command("demo")(local_cli.demo)
 
 
 def main() -> None:

@@ -11,16 +11,16 @@ import io
 import re
 import uuid
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
+from pipeline.contract.avro_reader import Decoder, compile_reader
 from pipeline.contract.errors import BadRowReason, DecodeError
 from pipeline.contract.schemas import Contract, SchemaVersion, contract
 from pipeline.contract.upcast import Unsupported, Upcaster, compile_upcaster
@@ -44,8 +44,7 @@ class WireFormat(StrEnum):
     AVRO_SINGLE_OBJECT = "avro-single-object"  # C3 01 | 8-byte CRC-64-AVRO fingerprint (LE) | Avro body
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):  # immutable, and half the cost of a frozen dataclass: one is made per event
     event: dict[str, Any]  # conforms to the newest version of its type; event_time in epoch millis
     writer: SchemaVersion
     wire_format: WireFormat
@@ -118,7 +117,8 @@ def _decode_glue(data: bytes, c: Contract) -> Decoded:
             raise DecodeError(BadRowReason.UNPARSEABLE, f"zlib body does not inflate: {exc}") from None
     elif compression != GLUE_COMPRESSION_NONE:
         raise DecodeError(BadRowReason.UNPARSEABLE, f"unknown Glue compression byte {compression}")
-    return _finish(_read_avro(body, sv, c), sv, WireFormat.AVRO_GLUE, c)
+    reader = c.latest(sv.event_type)
+    return _finish(_read_avro(body, sv, reader), sv, WireFormat.AVRO_GLUE, c, reader.version)
 
 
 def _decode_single_object(data: bytes, c: Contract) -> Decoded:
@@ -126,7 +126,8 @@ def _decode_single_object(data: bytes, c: Contract) -> Decoded:
     sv = c.by_fingerprint.get(fp)
     if sv is None:
         raise DecodeError(BadRowReason.UNKNOWN_SCHEMA_VERSION, f"no schema has fingerprint {fp[::-1].hex()}")
-    return _finish(_read_avro(data[10:], sv, c), sv, WireFormat.AVRO_SINGLE_OBJECT, c)
+    reader = c.latest(sv.event_type)
+    return _finish(_read_avro(data[10:], sv, reader), sv, WireFormat.AVRO_SINGLE_OBJECT, c, reader.version)
 
 
 @lru_cache(maxsize=1024)
@@ -144,13 +145,42 @@ def _raw_schema(sv: SchemaVersion) -> Any:
     fastavro makes no UUID and datetime objects that `_normalise` would turn back (half the read time)."""
     raw = _RAW_SCHEMAS.get(sv.fingerprint)
     if raw is None:
-        definition = copy.deepcopy(sv.definition)
-        for f in definition["fields"]:
-            logical = _ENVELOPE_LOGICAL.get(f["name"])
-            if logical and isinstance(f["type"], dict) and f["type"].get("logicalType") == logical:
-                f["type"] = f["type"]["type"]
-        raw = _RAW_SCHEMAS[sv.fingerprint] = parse_schema(definition)
+        raw = _RAW_SCHEMAS[sv.fingerprint] = parse_schema(_raw_definition(sv))
     return raw
+
+
+def _raw_definition(sv: SchemaVersion) -> dict[str, Any]:
+    definition = copy.deepcopy(sv.definition)
+    for f in definition["fields"]:
+        logical = _ENVELOPE_LOGICAL.get(f["name"])
+        if logical and isinstance(f["type"], dict) and f["type"].get("logicalType") == logical:
+            f["type"] = f["type"]["type"]
+    return definition
+
+
+_RAW_DECODERS: dict[bytes, Decoder | None] = {}
+
+
+def _read_compiled(body: bytes, writer: SchemaVersion) -> Any:
+    """`body` read as `_raw_schema(writer)` by the compiled decoder (avro_reader), or None when the
+    decoder does not exist or gives up: then fastavro reads it and names what is wrong."""
+    if writer.fingerprint not in _RAW_DECODERS:
+        _RAW_DECODERS[writer.fingerprint] = _raw_decoder(writer)
+    decoder = _RAW_DECODERS[writer.fingerprint]
+    if decoder is None:
+        return None
+    try:
+        record, end = decoder(body)
+    except Exception:  # Unreadable, IndexError past the end, UnicodeDecodeError: fastavro's call
+        return None
+    return record if end == len(body) else None
+
+
+def _raw_decoder(writer: SchemaVersion) -> Decoder | None:
+    try:
+        return compile_reader(_raw_definition(writer))
+    except NotImplementedError:
+        return None
 
 
 def _canonical_event_id(record: dict[str, Any], writer: SchemaVersion) -> None:
@@ -167,25 +197,27 @@ def _canonical_event_id(record: dict[str, Any], writer: SchemaVersion) -> None:
         ) from None
 
 
-def _read_avro(body: bytes, writer: SchemaVersion, c: Contract) -> dict[str, Any]:
-    reader = c.latest(writer.event_type)
+def _read_avro(body: bytes, writer: SchemaVersion, reader: SchemaVersion) -> dict[str, Any]:
     # Newest writer: read plain (fastavro deep-compares the two schemas first otherwise). Older: read
     # plain and resolve with the compiled upcaster, or let fastavro resolve when none compiles.
     upcast = None if writer.version == reader.version else upcaster(writer, reader)
-    stream = io.BytesIO(body)
-    try:
-        if writer.version == reader.version or upcast is not None:
-            record = schemaless_reader(stream, _raw_schema(writer), None)
-        else:
-            record = schemaless_reader(stream, writer.parsed, reader.parsed)
-    except Exception as exc:  # fastavro raises many types on corrupt input; all mean the same here
-        raise DecodeError(
-            BadRowReason.UNPARSEABLE, f"Avro body does not match {writer.id}: {type(exc).__name__}: {exc}"
-        ) from None
-    if stream.tell() != len(body):
-        raise DecodeError(
-            BadRowReason.UNPARSEABLE, f"{len(body) - stream.tell()} trailing bytes after {writer.id} body"
-        )
+    plain = writer.version == reader.version or upcast is not None
+    record = _read_compiled(body, writer) if plain else None
+    if record is None:  # an older writer fastavro must resolve, or a body the fast path left to fastavro
+        stream = io.BytesIO(body)
+        try:
+            if plain:
+                record = schemaless_reader(stream, _raw_schema(writer), None)
+            else:
+                record = schemaless_reader(stream, writer.parsed, reader.parsed)
+        except Exception as exc:  # fastavro raises many types on corrupt input; all mean the same here
+            raise DecodeError(
+                BadRowReason.UNPARSEABLE, f"Avro body does not match {writer.id}: {type(exc).__name__}: {exc}"
+            ) from None
+        if stream.tell() != len(body):
+            raise DecodeError(
+                BadRowReason.UNPARSEABLE, f"{len(body) - stream.tell()} trailing bytes after {writer.id} body"
+            )
     if not isinstance(record, dict):
         raise DecodeError(BadRowReason.UNPARSEABLE, f"Avro body of {writer.id} is not a record")
     if writer.version == reader.version or upcast is not None:
@@ -254,13 +286,13 @@ def _decode_json(data: bytes, c: Contract) -> Decoded:
     if writer.version != latest.version or len(event) != len(writer.definition["fields"]):
         upcast = upcaster(writer, latest)
         if upcast is not None:
-            return _finish(upcast(event), writer, WireFormat.JSON, c)
+            return _finish(upcast(event), writer, WireFormat.JSON, c, latest.version)
         buffer = io.BytesIO()
         schemaless_writer(buffer, writer.parsed, event)
         buffer.seek(0)
         event = cast(dict[str, Any], schemaless_reader(buffer, writer.parsed, latest.parsed))
         _normalise(event)
-    return _finish(event, writer, WireFormat.JSON, c)
+    return _finish(event, writer, WireFormat.JSON, c, latest.version)
 
 
 _JSON_CHECKS: dict[bytes, Check | None] = {}
@@ -290,7 +322,13 @@ def upcaster(writer: SchemaVersion, reader: SchemaVersion) -> Upcaster | None:
     return _UPCASTERS[key]
 
 
-def _finish(event: dict[str, Any], writer: SchemaVersion, wire_format: WireFormat, c: Contract) -> Decoded:
+def _finish(
+    event: dict[str, Any],
+    writer: SchemaVersion,
+    wire_format: WireFormat,
+    c: Contract,
+    latest: int | None = None,
+) -> Decoded:
     ms = event["event_time"]
     if not MIN_EVENT_TIME_MS <= ms < MAX_EVENT_TIME_MS:
         raise DecodeError(
@@ -298,7 +336,7 @@ def _finish(event: dict[str, Any], writer: SchemaVersion, wire_format: WireForma
             f"event_time {ms} is outside [2000-01-01, 2100-01-01)",
             field="event_time",
         )
-    event["schema_version"] = c.latest(writer.event_type).version
+    event["schema_version"] = c.latest(writer.event_type).version if latest is None else latest
     return Decoded(event, writer, wire_format)
 
 

@@ -79,20 +79,22 @@ class Contract:
     compatibility: dict[str, str]
     by_fingerprint: dict[bytes, SchemaVersion] = field(default_factory=dict)
     by_uuid: dict[uuid.UUID, SchemaVersion] = field(default_factory=dict)
+    latest_by_type: dict[str, SchemaVersion] = field(default_factory=dict)  # the decoder asks per event
 
     def __post_init__(self) -> None:
-        for chain in self.versions.values():
+        for event_type, chain in self.versions.items():
             for sv in chain.values():
                 self.by_fingerprint[sv.fingerprint] = sv
                 self.by_uuid[sv.local_uuid] = sv
+            if chain:
+                self.latest_by_type[event_type] = chain[max(chain)]
 
     @property
     def event_types(self) -> list[str]:
         return sorted(self.versions)
 
     def latest(self, event_type: str) -> SchemaVersion:
-        chain = self.versions[event_type]
-        return chain[max(chain)]
+        return self.latest_by_type[event_type]
 
     def version(self, event_type: str, version: int) -> SchemaVersion:
         return self.versions[event_type][version]

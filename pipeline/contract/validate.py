@@ -41,40 +41,60 @@ def _is_long(d: Any) -> bool:
     return type(d) is int and LONG_MIN_VALUE <= d <= LONG_MAX_VALUE
 
 
-_PRIMITIVE_CHECKS: dict[str, Check] = {
-    "null": lambda d: d is None,
-    "boolean": lambda d: d is True or d is False,
-    "string": lambda d: type(d) is str,
-    "int": _is_int,
-    "long": _is_long,
-    "float": lambda d: type(d) is float or type(d) is int,
-    "double": lambda d: type(d) is float or type(d) is int,
-}
-
-
 def compile_check(schema: Any) -> Check:
+    """The check as one Python boolean expression compiled from the schema (as the Avro encoder in
+    pipeline.produce.avro_writer is): a closure per field cost ~2 us of calls per event."""
+    namespace: dict[str, Any] = {
+        "INT_MIN": INT_MIN_VALUE,
+        "INT_MAX": INT_MAX_VALUE,
+        "LONG_MIN": LONG_MIN_VALUE,
+        "LONG_MAX": LONG_MAX_VALUE,
+    }
+    counter = [0]
+    source = f"def check(d):\n    return bool({_expr(schema, 'd', 'd', namespace, counter)})"
+    exec(compile(source, f"<json check {_name(schema)}>", "exec"), namespace)
+    check: Check = namespace["check"]
+    return check
+
+
+def _name(schema: Any) -> str:
+    return str(schema.get("name", "?")) if isinstance(schema, dict) else str(schema)
+
+
+def _expr(schema: Any, first: str, var: str, ns: dict[str, Any], counter: list[int]) -> str:
+    """A boolean expression: does the value pass `schema`? `first` is how the expression's first use
+    gets the value (`(v := ...)`: evaluated once), `var` how later uses name it."""
     kind = _base_type(schema)
-    if kind in _PRIMITIVE_CHECKS:
-        return _PRIMITIVE_CHECKS[kind]
+    if kind == "null":
+        return f"{first} is None"
+    if kind == "boolean":
+        return f"({first} is True or {var} is False)"
+    if kind == "string":
+        return f"type({first}) is str"
+    if kind == "int":
+        return f"(type({first}) is int and INT_MIN <= {var} <= INT_MAX)"
+    if kind == "long":
+        return f"(type({first}) is int and LONG_MIN <= {var} <= LONG_MAX)"
+    if kind in ("float", "double"):
+        return f"((t := type({first})) is float or t is int)"
     if kind == "union":
-        branches = [compile_check(branch) for branch in schema]
-        if len(branches) == 2 and schema[0] == "null":
-            inner = branches[1]
-            return lambda d: d is None or inner(d)
-        return lambda d: any(check(d) for check in branches)
+        branches = [
+            _expr(branch, first if i == 0 else var, var, ns, counter) for i, branch in enumerate(schema)
+        ]
+        return "(" + " or ".join(branches) + ")"
     if kind == "enum":
-        symbols = frozenset(schema["symbols"])
-        return lambda d: type(d) is str and d in symbols
+        symbols = f"_S{len(ns)}"
+        ns[symbols] = frozenset(schema["symbols"])
+        return f"(type({first}) is str and {var} in {symbols})"
     if kind == "record":
-        fields = [(f["name"], compile_check(f["type"]), f.get("default")) for f in schema["fields"]]
-
-        def check_record(d: Any) -> bool:
-            if type(d) is not dict or "-type" in d:
-                return False
-            for name, check, default in fields:  # noqa: SIM110 - a loop beats all(<genexpr>) here
-                if not check(d.get(name, default)):
-                    return False
-            return True
-
-        return check_record
+        parts = [f"type({first}) is dict", f"'-type' not in {var}"]
+        for f in schema["fields"]:
+            counter[0] += 1
+            value = f"v{counter[0]}"
+            default = f"_D{len(ns)}"
+            ns[default] = f.get("default")
+            parts.append(
+                _expr(f["type"], f"({value} := {var}.get({f['name']!r}, {default}))", value, ns, counter)
+            )
+        return "(" + " and ".join(parts) + ")"
     raise NotCompiled(f"type {kind}")

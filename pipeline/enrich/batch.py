@@ -32,6 +32,21 @@ def _stream_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+def _origin(
+    record: dict[str, Any], subsequence_number: int | None, partition_key: str, arrival_ms: int
+) -> RecordOrigin:
+    """Where a bad row came from; made only for bad rows (stream and shard names cost a good event time)."""
+    kinesis = record["kinesis"]
+    return RecordOrigin(
+        _stream_name(record["eventSourceARN"]),
+        record["eventID"].partition(":")[0],
+        kinesis["sequenceNumber"],
+        subsequence_number,
+        partition_key,
+        arrival_ms,
+    )
+
+
 class EnrichedStreamWriter(Protocol):
     def put(self, records: Sequence[tuple[str, bytes]]) -> PutResult: ...
 
@@ -66,6 +81,7 @@ class EnrichBatch:
         self._dlq = dlq
         self._pseudonymiser = pseudonymiser
         self._tolerance_s = future_tolerance_s
+        self._tolerance_ms = future_tolerance_s * 1000
         self._decode = decoder
         self._sequence_numbers: list[str] = []
         self._good: list[tuple[str, bytes]] = []
@@ -99,21 +115,17 @@ class EnrichBatch:
         sequence_number = kinesis["sequenceNumber"]
         self._sequence_numbers.append(sequence_number)
         arrival_ms = round(float(kinesis["approximateArrivalTimestamp"]) * 1000)
-        shard_id = record["eventID"].partition(":")[0]
-        stream = _stream_name(record["eventSourceARN"])
         data = a2b_base64(kinesis["data"])  # what base64.b64decode does, minus its argument juggling
         partition_key = kinesis["partitionKey"]
         if not data.startswith(KPL_MAGIC):  # the common case: skip the de-aggregator's per-record checks
             self._events_in += 1
-            self._stage_user_record(
-                data, index, arrival_ms, stream, shard_id, sequence_number, None, partition_key
-            )
+            self._stage_user_record(data, index, arrival_ms, record, None, partition_key)
             return
         try:
             user_records = deaggregate([record])
         except DeaggregationError as exc:
             self._events_in += 1
-            origin = RecordOrigin(stream, shard_id, sequence_number, None, partition_key, arrival_ms)
+            origin = _origin(record, None, partition_key, arrival_ms)
             self._stage_bad(
                 make_bad_row(BadRowReason.UNPARSEABLE, f"KPL aggregate: {exc.detail}", None, data, origin),
                 index,
@@ -124,14 +136,7 @@ class EnrichBatch:
         self._deaggregated += len(user_records) if aggregated else 0
         for user in user_records:
             self._stage_user_record(
-                user.data,
-                index,
-                arrival_ms,
-                stream,
-                shard_id,
-                sequence_number,
-                user.sub_sequence_number,
-                user.partition_key,
+                user.data, index, arrival_ms, record, user.sub_sequence_number, user.partition_key
             )
 
     def _stage_user_record(
@@ -139,20 +144,17 @@ class EnrichBatch:
         data: bytes,
         index: int,
         arrival_ms: int,
-        stream: str,
-        shard_id: str,
-        sequence_number: str,
+        record: dict[str, Any],
         subsequence_number: int | None,
         partition_key: str,
     ) -> None:
         try:
             decoded = self._decode(data)
             event = decoded.event
-            check_event_time_skew(event["event_time"], arrival_ms, self._tolerance_s)
+            if event["event_time"] - arrival_ms > self._tolerance_ms:  # rare: then say why
+                check_event_time_skew(event["event_time"], arrival_ms, self._tolerance_s)
         except DecodeError as exc:
-            origin = RecordOrigin(
-                stream, shard_id, sequence_number, subsequence_number, partition_key, arrival_ms
-            )
+            origin = _origin(record, subsequence_number, partition_key, arrival_ms)
             self._stage_bad(make_bad_row(exc.reason, exc.detail, exc.field, data, origin), index)
             return
         enrich(event, decoded.writer.version, arrival_ms, self._pseudonymiser)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -74,7 +74,7 @@ def up(
         raise typer.BadParameter("must be moto or localstack", param_hint="--target")
     the_stage = load_stage(stage_name)
     with console.status(f"starting {target} on 127.0.0.1:{port} ..."):
-        state = stack.up(the_stage, target, port)  # type: ignore[arg-type]
+        state = stack.up(the_stage, cast(stack.Target, target), port)
     console.print(f"[green]up[/]: {target} at {state['endpoint_url']}, state in {state_dir()}")
     for name, pid in state["components"].items():
         console.print(f"  {name}: PID {pid}")
@@ -98,7 +98,9 @@ def down() -> None:
         console.print(f"stopped {what}")
 
 
-def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable, stable schema.")] = False) -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable, stable schema.")] = False,
+) -> None:
     """Endpoint, resources and per-stage counters of the local stack."""
     document = status_document()
     if as_json:
@@ -122,3 +124,29 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             c["last_error"] or "",
         )
     console.print(table)
+
+
+def demo(
+    events: Annotated[
+        int, typer.Option(help="Records to produce (valid, late, duplicate, malformed).")
+    ] = 200_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same workload, same ground truth.")] = 7,
+    rate: Annotated[
+        float | None, typer.Option(help="Records/s (default: as fast as the stream takes).")
+    ] = None,
+    target: Annotated[str, typer.Option(help="moto (default) or localstack.")] = "moto",
+    port: Annotated[int, typer.Option(help="Loopback port of the AWS endpoint.")] = 4566,
+    keep_up: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False,
+) -> None:
+    """Run the whole pipeline locally on a seeded workload and reconcile the warehouse to the event."""
+    from pipeline.local.demo import run_demo
+    from pipeline.produce.workload import WorkloadConfig
+
+    if target not in ("moto", "localstack"):
+        raise typer.BadParameter("must be moto or localstack", param_hint="--target")
+    config = WorkloadConfig(events=events, seed=seed)
+    report = run_demo(load_stage("local"), config, rate, cast(stack.Target, target), port, keep_up, console)
+    if not report.ok:
+        console.print("[red]reconciliation FAILED[/]: some figure differs from the ground truth")
+        raise typer.Exit(1)
+    console.print("[green]every reconciled figure is exact[/]")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.config import REPO_ROOT, Stage
+from pipeline.local.components import COMPONENTS
 from pipeline.local.emulator import Emulator, start_moto, wait_healthy
 from pipeline.local.resources import create_resources
 from pipeline.local.status import atomic_write_json, read_json, state_dir
@@ -34,10 +36,6 @@ def component_specs(stage: Stage) -> list[ComponentSpec]:
     """The stand-ins, in start order (downstream first so nothing is read before its reader exists)."""
     run = [sys.executable, "-m", "pipeline.local.components", "--stage", stage.name]
     return [ComponentSpec(name, [*run, name]) for name in COMPONENTS]
-
-
-# Filled by pipeline.local.components: name -> what it stands in for.
-COMPONENTS: dict[str, str] = {}
 
 
 def _alive(pid: int | None) -> bool:
@@ -79,6 +77,9 @@ def up(stage: Stage, target: Target = "moto", port: int = 4566) -> dict[str, Any
         raise RuntimeError(
             f"a local stack is already up (emulator PID {existing['emulator_pid']}); run `pipeline down` first"
         )
+    # A fresh emulator has empty streams: checkpoints, spools and counters of an earlier run would lie.
+    for stale in ("checkpoints", "flink", "status"):
+        shutil.rmtree(directory / stale, ignore_errors=True)
     if target == "moto":
         emulator = start_moto(port, log_path=directory / "logs" / "moto.log")
         emulator_pid: int | None = emulator.pid

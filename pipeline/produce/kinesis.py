@@ -81,7 +81,10 @@ class KinesisWriter:
             if not 1 <= len(key) <= MAX_PARTITION_KEY_CHARS:
                 failed.append(i)
                 errors[INVALID_PARTITION_KEY] += 1
-            elif len(data) + len(key.encode()) > MAX_RECORD_BYTES:
+            elif (  # 4: the most UTF-8 bytes per character; encode the key only near the limit
+                len(data) + 4 * len(key) > MAX_RECORD_BYTES
+                and len(data) + len(key.encode()) > MAX_RECORD_BYTES
+            ):
                 # Kinesis would reject the whole PutRecords call (ValidationException): refuse it here.
                 failed.append(i)
                 errors[RECORD_TOO_LARGE] += 1

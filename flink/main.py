@@ -1,0 +1,59 @@
+"""Entry point of the analytics job, on Managed Flink (`python` run option) and locally.
+
+    .venv-flink/bin/python flink/main.py --properties flink/application_properties.local.json
+
+Without `--properties` the job reads `/etc/flink/application_properties.json` (Managed Flink) and
+returns once the job is submitted, as a Managed Flink main must. Locally it waits for the job: a
+`batch` run returns when its bounded input is processed, a `streaming` run until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+# `pipeline.config` (stage settings from cdk.json) sits beside main.py in the application zip and one
+# level up in the repository.
+sys.path.append(str(HERE if (HERE / "pipeline").is_dir() else HERE.parent))
+
+import analytics_job  # noqa: E402 - needs the path above, both in the zip and in the repo
+from job_settings import load_settings  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--properties", type=Path, help="application properties JSON (default: Managed Flink's)"
+    )
+    args = parser.parse_args(argv)
+    settings = load_settings(args.properties)
+    client = analytics_job.start(settings)
+    if args.properties is not None:
+        wait_or_drain(client, settings.checkpoint_dir)
+    return 0
+
+
+def wait_or_drain(client: Any, checkpoint_dir: str | None) -> None:
+    """Waits for the local job; SIGUSR1 stops it with drain, like `stop --drain` on a cluster: the
+    sources stop, a final watermark fires every open window, the sinks commit, then the job ends."""
+    drain = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: drain.set())
+    result = client.get_job_execution_result()
+    while not result.done():
+        if drain.wait(0.5):
+            savepoints = f"file://{Path(checkpoint_dir or '.state/flink').resolve()}/savepoints"
+            client.stop_with_savepoint(True, savepoints).result()
+            break
+    result.result()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

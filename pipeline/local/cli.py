@@ -13,6 +13,7 @@ from rich.table import Table
 from pipeline.aws import client
 from pipeline.config import stage as load_stage
 from pipeline.local import stack
+from pipeline.local.components import COMPONENTS
 from pipeline.local.status import read_json, state_dir
 
 console = Console()
@@ -137,6 +138,10 @@ def demo(
     target: Annotated[str, typer.Option(help="moto (default) or localstack.")] = "moto",
     port: Annotated[int, typer.Option(help="Loopback port of the AWS endpoint.")] = 4566,
     keep_up: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False,
+    restart: Annotated[
+        str | None,
+        typer.Option(help="Crash this stand-in mid-run (SIGKILL) and restart it; must still reconcile."),
+    ] = None,
 ) -> None:
     """Run the whole pipeline locally on a seeded workload and reconcile the warehouse to the event."""
     from pipeline.local.demo import run_demo
@@ -144,8 +149,12 @@ def demo(
 
     if target not in ("moto", "localstack"):
         raise typer.BadParameter("must be moto or localstack", param_hint="--target")
+    if restart is not None and restart not in COMPONENTS:
+        raise typer.BadParameter(f"one of {', '.join(COMPONENTS)}", param_hint="--restart")
     config = WorkloadConfig(events=events, seed=seed)
-    report = run_demo(load_stage("local"), config, rate, cast(stack.Target, target), port, keep_up, console)
+    report = run_demo(
+        load_stage("local"), config, rate, cast(stack.Target, target), port, keep_up, console, restart
+    )
     if not report.ok:
         console.print("[red]reconciliation FAILED[/]: some figure differs from the ground truth")
         raise typer.Exit(1)

@@ -27,12 +27,13 @@ from pipeline.local.event_source_mapping import (
     StreamRecord,
     load_handler,
 )
-from pipeline.local.flink_bridge import MetricsBridge, SpoolBridge
+from pipeline.local.flink_bridge import MetricsBridge, SpoolBridge, access_times_work, taken_by_job
 from pipeline.local.status import StatusPublisher, state_dir
 
 log = logging.getLogger("pipeline.local")
 FLINK_PYTHON = REPO_ROOT / ".venv-flink" / "bin" / "python"
 FLINK_LOCAL_PROPERTIES = REPO_ROOT / "flink" / "application_properties.local.json"
+SPOOL_FILE_SPACING_S = 3.0  # three times the job's 1 s spool directory scan
 
 
 @dataclass(frozen=True)
@@ -143,15 +144,35 @@ def run_flink_bridge(the_stage: Stage, stop: threading.Event) -> None:
     spool = SpoolBridge(kinesis, the_stage.stream("events-enriched"), dirs["spool"], dirs["bridge"])
     metrics = MetricsBridge(kinesis, the_stage.stream("metrics"), dirs["metrics"], dirs["bridge"])
     publisher = StatusPublisher("flink-bridge")
+    last_spool_poll = 0.0
+    spool_idle = False
+    # Flink's file source takes the files one directory scan finds in listing order, not name order,
+    # and a later file read first would push the watermark past the earlier one's events. So the
+    # bridge hands over one file at a time: the next only once the job has opened the previous one
+    # (its access time moved); where reads do not update access times, one file per 3 scans.
+    handover = access_times_work(dirs["spool"])
+    if not handover:
+        log.warning(
+            "reads do not update access times here: spacing spool files %ss apart", SPOOL_FILE_SPACING_S
+        )
     while not stop.is_set():
-        spooled, put = spool.poll_once(), metrics.poll_once()
-        publisher.add(records_in=spooled.lines, records_out=put.records, bad_rows=spooled.rejected)
-        idle = spooled.records == 0 and put.records == 0
+        if handover:
+            ready = spool.newest is None or taken_by_job(spool.newest)
+        else:
+            ready = time.monotonic() - last_spool_poll >= SPOOL_FILE_SPACING_S
+        if ready:
+            spooled = spool.poll_once()
+            last_spool_poll = time.monotonic()
+            spool_idle = spooled.records == 0
+            publisher.add(records_in=spooled.lines, bad_rows=spooled.rejected)
+        put = metrics.poll_once()
+        publisher.add(records_out=put.records)
+        idle = spool_idle and put.records == 0
         publisher.set(
             lag_ms=0 if idle else None,
             extra={"caught_up": idle, "spool_files": len(list(dirs["spool"].glob("spool-*")))},
         )
-        stop.wait(0.5 if idle else 0.0)
+        stop.wait(0.5 if idle else 0.1)
     publisher.flush(force=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -72,14 +73,14 @@ def dashboard(produced: dict[str, Any]) -> Table:
 
 
 def spooled_max_event_time() -> int:
-    return max(
-        (
-            orjson.loads(line)["event_time"]
-            for path in flink_dirs()["spool"].glob("spool-*")
-            for line in path.read_bytes().splitlines()
-        ),
-        default=0,
-    )
+    """Newest event time in the spool, read with O_NOATIME: the bridge's handover watches access times."""
+    newest = 0
+    for path in flink_dirs()["spool"].glob("spool-*"):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+        with os.fdopen(fd, "rb") as f:
+            for line in f:
+                newest = max(newest, orjson.loads(line)["event_time"])
+    return newest
 
 
 def windows_fired_before_drain(manifest: Manifest, max_event_time: int) -> set[tuple[str, int]]:
@@ -143,6 +144,23 @@ def drain_flink(pid: int, timeout_s: float = 180) -> None:
         time.sleep(0.5)
 
 
+def _has_made_progress(component: str) -> bool:
+    if component == "flink-job":  # it has checkpointed at least once and committed output
+        return any(flink_dirs()["metrics"].glob("[!.]*"))
+    return bool(_component(component).get("records_in"))
+
+
+def crash_mid_run(component: str, log: list[str], timeout_s: float = 300) -> None:
+    """Once `component` has done some work, SIGKILL it and start it again (it must recover alone)."""
+    deadline = time.monotonic() + timeout_s
+    while not _has_made_progress(component):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{component} made no progress in {timeout_s:.0f} s")
+        time.sleep(0.1)
+    old, new = stack.kill_and_restart(component)
+    log.append(f"killed {component} (PID {old}) mid-run with SIGKILL, restarted as PID {new}")
+
+
 def produce(
     the_stage: Stage, endpoint: str, config: WorkloadConfig, rate: float | None, produced: dict[str, Any]
 ) -> tuple[Manifest, RunSummary]:
@@ -163,9 +181,12 @@ def run_demo(
     port: int = 4566,
     keep_up: bool = False,
     console: Console | None = None,
+    restart: str | None = None,
 ) -> Reconciliation:
     console = console or Console()
     started = time.monotonic()
+    # A SIGTERM (CI timeout, Ctrl-C in another terminal) must still run the `down` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with console.status(f"starting the local stack on {target} ..."):
         state = stack.up(the_stage, target, port)
     console.print(
@@ -184,13 +205,23 @@ def run_demo(
             ),
             daemon=True,
         )
+        crashes: list[str] = []
+        crash = (
+            threading.Thread(target=crash_mid_run, args=(restart, crashes), daemon=True) if restart else None
+        )
         with Live(dashboard(produced), console=console, refresh_per_second=2) as live:
             producer.start()
+            if crash:
+                crash.start()
             while producer.is_alive():
                 live.update(Group(dashboard(produced), "producing ..."))
                 producer.join(0.5)
             if "manifest" not in result:
                 raise RuntimeError("the producer failed; see the traceback above")
+            if crash:
+                crash.join(300)
+                if not crashes:
+                    raise RuntimeError(f"could not crash and restart {restart}")
             manifest: Manifest = result["manifest"]
             manifest.write(state_dir() / "manifest.json")
             upstream = ("enricher", "raw-archiver", "lake-writer-events", "flink-bridge")
@@ -210,7 +241,7 @@ def run_demo(
                 600,
             )
             live.update(Group(dashboard(produced), "draining the Flink job (final watermark) ..."))
-            drain_flink(state["components"]["flink-job"])
+            drain_flink((stack.load_state() or state)["components"]["flink-job"])
             wait_until(
                 live,
                 produced,
@@ -219,6 +250,8 @@ def run_demo(
                 300,
             )
             live.update(dashboard(produced))
+        for line in crashes:
+            console.print(line)
         summary: RunSummary = result["summary"]
         console.print(
             f"produced {summary.offered} records ({summary.sent} accepted, {summary.retried} retried, "

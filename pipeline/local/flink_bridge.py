@@ -60,6 +60,24 @@ class BridgeStats:
     files: list[str] = field(default_factory=list)
 
 
+def taken_by_job(path: Path) -> bool:
+    """True once the job opened `path`: a read moves the access time past the write time (Linux
+    `relatime`, the default mount option, updates atime on the first read after a write)."""
+    st = path.stat()
+    return st.st_atime_ns > st.st_mtime_ns
+
+
+def access_times_work(directory: Path) -> bool:
+    """Whether reads update access times here (not on `noatime` mounts)."""
+    probe = directory / ".atime-probe"
+    probe.write_bytes(b"probe")
+    os.utime(probe, ns=(1, probe.stat().st_mtime_ns))  # atime far before mtime
+    probe.read_bytes()
+    works = taken_by_job(probe)
+    probe.unlink()
+    return works
+
+
 def _spool_line(data: bytes) -> bytes | None:
     """The record as one spool line, or None when it is not a JSON object with event_id and event_time."""
     try:
@@ -88,6 +106,8 @@ class SpoolBridge:
         spool_dir.mkdir(parents=True, exist_ok=True)
         self.state = load_json(self.state_path, {"shards": {}, "next_file": 0, "pending": None})
         self._recover()
+        published = sorted(spool_dir.glob(f"{SPOOL_PREFIX}*"))
+        self.newest: Path | None = published[-1] if published else None
 
     def _name(self, number: int) -> str:
         return f"{SPOOL_PREFIX}{number:09d}.jsonl"
@@ -174,6 +194,7 @@ class SpoolBridge:
         if lines:
             os.replace(self.spool_dir / f".{name}", self.spool_dir / name)
             stats.files.append(name)
+            self.newest = self.spool_dir / name
         stats.lines = len(lines)
         return stats
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.config import REPO_ROOT, Stage
+from pipeline.config import REPO_ROOT, Stage, stage
 from pipeline.local.components import COMPONENTS
 from pipeline.local.emulator import Emulator, start_moto, wait_healthy
 from pipeline.local.resources import create_resources
@@ -131,6 +131,27 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> None:
     if _alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+
+
+def kill_and_restart(name: str, directory: Path | None = None) -> tuple[int, int]:
+    """Crash a stand-in (SIGKILL to its process group, no chance to checkpoint) and start it again,
+    as a Lambda environment or a Flink task manager dies. Returns (old PID, new PID)."""
+    directory = directory or state_dir()
+    state = load_state(directory)
+    if not state or name not in state.get("components", {}):
+        raise KeyError(f"no running component {name!r}")
+    old = state["components"][name]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(old, signal.SIGKILL)
+    while _alive(old):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(old, os.WNOHANG)
+        time.sleep(0.05)
+    spec = next(s for s in component_specs(stage(state["stage"])) if s.name == name)
+    new = start_component(spec, state["endpoint_url"], directory)
+    state["components"][name] = new
+    atomic_write_json(directory / STACK_FILE, state)
+    return old, new
 
 
 def down(directory: Path | None = None) -> list[str]:

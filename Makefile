@@ -50,8 +50,10 @@ pytest: setup $(FLINK_VENV_STAMP)
 
 test: lint schemas-check pytest
 
-demo: setup
-	$(VENV)/bin/pipeline demo
+# The whole pipeline on the embedded moto emulator; DEMO_ARGS="--events 50000 --target localstack" etc.
+DEMO_ARGS ?=
+demo: setup $(FLINK_VENV_STAMP)
+	$(VENV)/bin/pipeline demo $(DEMO_ARGS)
 
 # Offline: cdk-nag (AwsSolutions) findings without an acknowledgement fail it. STAGE=dev|prod, TARGET=emulator.
 STAGE ?=

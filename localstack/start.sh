@@ -3,7 +3,7 @@
 # Writes the PID (host mode) or container name (Docker) under .state/ and returns once healthy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STATE=.state
+STATE=${PIPELINE_STATE_DIR:-.state}
 mkdir -p "$STATE"
 PORT=${LOCALSTACK_PORT:-4566}
 HEALTH="http://127.0.0.1:$PORT/_localstack/health"

@@ -2,7 +2,7 @@
 # Stops the LocalStack that start.sh started: by PID (SIGTERM, 20 s grace, then SIGKILL) or compose down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STATE=.state
+STATE=${PIPELINE_STATE_DIR:-.state}
 MODE=$(cat "$STATE/localstack.mode" 2>/dev/null || echo none)
 if [[ $MODE == docker ]]; then
   docker compose -f localstack/docker-compose.yml down

@@ -13,15 +13,16 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pipeline.config import REPO_ROOT, Stage
+from pipeline.flink_package import KINESIS_CONNECTOR
 from pipeline.lake import layout
 from stacks.common import acknowledge, staging_dir
 from stacks.ingest import Ingest
 from stacks.lake import Lake
 
 FLINK_DIR = REPO_ROOT / "flink"
-# The Kinesis SQL connector (Maven: org.apache.flink:flink-sql-connector-kinesis) is not bundled with
-# PyFlink and cannot be downloaded here: drop it into flink/lib/ before deploying (see docs/runbook.md).
-CONNECTOR_JAR = "lib/flink-sql-connector-kinesis-5.0.0-1.20.jar"
+# The Kinesis SQL connector is not bundled with PyFlink; its version and checksum are pinned once, in
+# pipeline/flink_package.py, which fetches it when building the application zip (flink/README.md).
+CONNECTOR_JAR = KINESIS_CONNECTOR.zip_path
 RUN_OPTIONS = "kinesis.analytics.flink.run.options"
 # Where the job finds the stage: the same cdk.json section the local PyFlink run reads.
 PIPELINE_GROUP = "pipeline"

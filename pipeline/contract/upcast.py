@@ -115,9 +115,12 @@ def _record(writer: dict[str, Any], reader: dict[str, Any]) -> Upcaster:
             plan.append((field["name"], None, None, field["default"]))
         else:
             raise Unsupported(f"reader field {field['name']!r} has no writer field and no default")
-    copies = [(name, source) for name, source, up, _ in plan if up is _identity]
+    # JSON may leave out a nullable field (fastavro's validation accepts that): read it as the
+    # writer's default, as fastavro's own writer would, never as a KeyError.
+    defaults = {f["name"]: f.get("default") for f in writer["fields"]}
+    copies = [(name, source, defaults[source]) for name, source, up, _ in plan if up is _identity and source]
     if len(copies) == len(plan):  # the common case, kept to one dict comprehension
-        return lambda value: {name: value[source] for name, source in copies}
+        return lambda value: {name: value.get(source, default) for name, source, default in copies}
 
     def upcast(value: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -125,7 +128,7 @@ def _record(writer: dict[str, Any], reader: dict[str, Any]) -> Upcaster:
             if source is None or up is None:
                 out[name] = copy.deepcopy(default) if isinstance(default, dict | list) else default
             else:
-                out[name] = up(value[source])
+                out[name] = up(value.get(source, defaults[source]))
         return out
 
     return upcast

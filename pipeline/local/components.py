@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.component == "flink-bridge":
         run_flink_bridge(the_stage, stop)
     else:  # flink-job: replace this process, so its PID is the job's and signals reach it directly
+        os.environ["PIPELINE_FLINK_STATUS_FILE"] = str(state_dir() / "status" / "flink-job.json")
         os.execv(str(FLINK_PYTHON), flink_job_argv(the_stage))
     return 0
 

@@ -132,6 +132,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def job_settled(pid: int, settle_s: float) -> bool:
+    """The job in process `pid` has been running for `settle_s`: a restarted job has restored its
+    checkpoint and re-read what came after it (several checkpoint intervals)."""
+    status = _component("flink-job")
+    extra = status.get("extra", {})
+    running_since = status.get("updated_at") or 0
+    return bool(
+        extra.get("running")
+        and extra.get("pid") == pid
+        and time.time() * 1000 - running_since >= settle_s * 1000
+    )
+
+
 def drain_flink(pid: int, timeout_s: float = 180) -> None:
     """SIGUSR1 asks the job to stop with drain: the final watermark fires every window, then it exits."""
     os.kill(pid, signal.SIGUSR1)
@@ -233,15 +246,17 @@ def run_demo(
                 600,
             )
             must_fire = windows_fired_before_drain(manifest, spooled_max_event_time())
+            job_pid = (stack.load_state() or state)["components"]["flink-job"]
+            settle_s = 3 * the_stage.flink.checkpoint_interval_s
             wait_until(
                 live,
                 produced,
-                lambda: must_fire <= fired_windows(),
+                lambda: must_fire <= fired_windows() and job_settled(job_pid, settle_s),
                 "the Flink job to read every spooled event",
                 600,
             )
             live.update(Group(dashboard(produced), "draining the Flink job (final watermark) ..."))
-            drain_flink((stack.load_state() or state)["components"]["flink-job"])
+            drain_flink(job_pid)
             wait_until(
                 live,
                 produced,

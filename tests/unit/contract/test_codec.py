@@ -176,3 +176,13 @@ def test_future_event_time_beyond_tolerance() -> None:
     with pytest.raises(DecodeError) as caught:
         check_event_time_skew(1_000_000 + 300_001, 1_000_000, tolerance_s=300)
     assert caught.value.reason is BadRowReason.FUTURE_EVENT_TIME
+
+
+@pytest.mark.parametrize("version_id", ["page_view.v1", "page_view.v2", "click.v1", "purchase.v1"])
+def test_json_may_leave_out_nullable_fields_they_read_as_null(version_id: str) -> None:
+    event = copy.deepcopy(EXAMPLES[version_id])
+    for name in ("session_id", "user_agent", "ip"):
+        del event[name]
+    decoded = decode(json.dumps(event).encode()).event
+    assert (decoded["session_id"], decoded["user_agent"], decoded["ip"]) == (None, None, None)
+    assert decoded["event_id"] == event["event_id"]

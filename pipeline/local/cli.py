@@ -14,7 +14,8 @@ from pipeline.aws import client
 from pipeline.config import stage as load_stage
 from pipeline.local import stack
 from pipeline.local.components import COMPONENTS
-from pipeline.local.status import read_json, state_dir
+from pipeline.local.durable import load_json
+from pipeline.local.status import state_dir
 
 console = Console()
 STATUS_SCHEMA_VERSION = 1
@@ -27,7 +28,7 @@ def status_document() -> dict[str, Any]:
         return {"schema_version": STATUS_SCHEMA_VERSION, "up": False, "components": {}}
     components: dict[str, Any] = {}
     for name, pid in state.get("components", {}).items():
-        published = read_json(state_dir() / "status" / f"{name}.json") or {}
+        published = load_json(state_dir() / "status" / f"{name}.json", {})
         components[name] = {
             "pid": pid,
             "alive": stack._alive(pid),

@@ -27,8 +27,9 @@ from pipeline.enrich.dlq import count_by_reason
 from pipeline.lake.store import s3_lake
 from pipeline.local import stack
 from pipeline.local.components import MAPPED_FUNCTIONS, flink_dirs
+from pipeline.local.durable import load_json
 from pipeline.local.reconcile import Reconciliation, late_event_ids, reconcile
-from pipeline.local.status import read_json, state_dir
+from pipeline.local.status import state_dir
 from pipeline.produce.kinesis import KinesisWriter
 from pipeline.produce.manifest import Manifest
 from pipeline.produce.run import RunSummary, run
@@ -45,8 +46,7 @@ SAMPLE_QUERIES = {
 
 
 def _component(name: str) -> dict[str, Any]:
-    document = read_json(state_dir() / "status" / f"{name}.json")
-    return document if isinstance(document, dict) else {}
+    return load_json(state_dir() / "status" / f"{name}.json", {})
 
 
 def dashboard(produced: dict[str, Any]) -> Table:

@@ -23,7 +23,6 @@ import importlib
 import importlib.util
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.aws import client
 from pipeline.config import EventSourceMapping
+from pipeline.local.durable import save_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -190,16 +190,11 @@ class ShardCheckpoints:
         return document if isinstance(document, dict) else None
 
     def save(self, stream: str, shard_id: str, document: dict[str, Any]) -> None:
-        # Own write rather than a shared helper: a checkpoint must survive a kill -9 or power cut right
-        # after it is written (fsync, then atomic rename), or a restart would replay or skip batches.
-        path = self.path(stream, shard_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "w") as f:
-            json.dump({**document, "stream": stream, "shard_id": shard_id, "updated_at": time.time()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # Durable: a checkpoint lost to a kill -9 right after a batch would replay or skip batches.
+        save_json_atomically(
+            self.path(stream, shard_id),
+            {**document, "stream": stream, "shard_id": shard_id, "updated_at": time.time()},
+        )
 
 
 @dataclass

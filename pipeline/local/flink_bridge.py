@@ -27,29 +27,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.local.durable import load_json, save_json_atomically
 from pipeline.produce.kinesis import KinesisWriter, read_stream
 from pipeline.produce.kpl import DeaggregationError, deaggregate
 
 SPOOL_PREFIX = "spool-"
-
-
-def save_json_atomically(path: Path, document: dict[str, Any]) -> None:
-    """fsync then rename: the state survives a kill -9 right after it is written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(document, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        return default
-    return document if isinstance(document, dict) else default
 
 
 @dataclass

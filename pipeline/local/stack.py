@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 from pipeline.config import REPO_ROOT, Stage, stage
 from pipeline.local.components import COMPONENTS
+from pipeline.local.durable import load_json, save_json_atomically
 from pipeline.local.emulator import Emulator, start_moto, wait_healthy
 from pipeline.local.resources import create_resources
-from pipeline.local.status import atomic_write_json, read_json, state_dir
+from pipeline.local.status import state_dir
 
 Target = Literal["moto", "localstack"]
 STACK_FILE = "stack.json"
@@ -49,8 +50,7 @@ def _alive(pid: int | None) -> bool:
 
 
 def load_state(directory: Path | None = None) -> dict[str, Any] | None:
-    state = read_json((directory or state_dir()) / STACK_FILE)
-    return state if isinstance(state, dict) else None
+    return load_json((directory or state_dir()) / STACK_FILE, {}) or None
 
 
 def _start_localstack(port: int) -> tuple[int | None, str]:
@@ -95,12 +95,12 @@ def up(stage: Stage, target: Target = "moto", port: int = 4566) -> dict[str, Any
         "components": {},
         "started_at": int(time.time() * 1000),
     }
-    atomic_write_json(directory / STACK_FILE, state)
+    save_json_atomically(directory / STACK_FILE, state)
     resources = create_resources(stage, endpoint)
     state["resources"] = resources.as_json()
     for spec in component_specs(stage):
         state["components"][spec.name] = start_component(spec, endpoint, directory)
-        atomic_write_json(directory / STACK_FILE, state)
+        save_json_atomically(directory / STACK_FILE, state)
     return state
 
 
@@ -150,7 +150,7 @@ def kill_and_restart(name: str, directory: Path | None = None) -> tuple[int, int
     spec = next(s for s in component_specs(stage(state["stage"])) if s.name == name)
     new = start_component(spec, state["endpoint_url"], directory)
     state["components"][name] = new
-    atomic_write_json(directory / STACK_FILE, state)
+    save_json_atomically(directory / STACK_FILE, state)
     return old, new
 
 

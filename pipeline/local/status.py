@@ -6,7 +6,6 @@ readers never see a torn document and no process needs to serve an API.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,24 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import REPO_ROOT
+from pipeline.local.durable import save_json_atomically
 
 
 def state_dir() -> Path:
     return Path(os.environ.get("PIPELINE_STATE_DIR", REPO_ROOT / ".state"))
-
-
-def atomic_write_json(path: Path, document: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 @dataclass
@@ -73,5 +59,5 @@ class StatusPublisher:
         now = time.monotonic()
         if force or now - self._last_write >= self.interval_s:
             self.status.updated_at = int(time.time() * 1000)
-            atomic_write_json(self.path, asdict(self.status))
+            save_json_atomically(self.path, asdict(self.status))
             self._last_write = now

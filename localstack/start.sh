@@ -20,7 +20,7 @@ else
   echo "==> starting LocalStack in host mode (no Docker daemon)"
   GATEWAY_LISTEN=127.0.0.1:$PORT GATEWAY_SERVER=hypercorn LOCALSTACK_HOST=127.0.0.1:$PORT DNS_ADDRESS=0 \
   DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 KINESIS_PERSISTENCE=0 SERVICES=${SERVICES:-s3,sqs,kinesis,cloudformation,cloudwatch,firehose,iam,sts,logs} \
-  LOCALSTACK_VOLUME_DIR="$PWD/$STATE/localstack" \
+  LOCALSTACK_VOLUME_DIR="$(cd "$STATE" && pwd)/localstack" \
     setsid .venv-localstack/bin/python -m localstack.runtime.main > "$STATE/localstack.log" 2>&1 &
   echo $! > "$STATE/localstack.pid"
   echo host > "$STATE/localstack.mode"

@@ -20,7 +20,8 @@ from constructs import Construct, IConstruct
 from pipeline.config import REPO_ROOT, Stage
 
 # `aws`: everything, one stack per part. `emulator`: only what moto's CloudFormation creates, in one stack.
-Target = Literal["aws", "emulator"]
+# `localstack`: only what LocalStack creates on the host (no Docker, so no Lambda), in one stack.
+Target = Literal["aws", "emulator", "localstack"]
 BUILD_DIR = REPO_ROOT / "build"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # The third-party dependency layers (`make layers`): wheels for this runtime's CPython and x86_64.

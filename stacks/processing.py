@@ -55,9 +55,11 @@ class Processing(Construct):
         ingest: Ingest,
         lake: Lake,
         emulator: bool = False,
+        with_functions: bool = True,
     ) -> None:
         """`emulator=True`: empty dependency layers (an emulator never runs the code) and no pseudonym
-        key secret (moto's CloudFormation cannot create one; the local stage uses its dev key)."""
+        key secret (moto's CloudFormation cannot create one; the local stage uses its dev key).
+        `with_functions=False`: the queues only, for an emulator that cannot create Lambda functions."""
         super().__init__(scope, construct_id)
         self.with_dependency_layers = not emulator
         self.queue_key = kms.Key(
@@ -77,10 +79,12 @@ class Processing(Construct):
         self.on_failure = self._queue("MappingFailures", stage.on_failure_queue_name, retention, dead_letter)
 
         self.pseudonym_key: secretsmanager.Secret | None = None
+        self.functions: dict[str, lambda_.Function] = {}
+        if not with_functions:
+            return
         if not emulator:
             self.pseudonym_key = self._pseudonym_key(stage)
 
-        self.functions: dict[str, lambda_.Function] = {}
         enricher = self._function(
             ENRICHER,
             stage,

@@ -19,12 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from pipeline.aws import client
 from pipeline.config import REPO_ROOT, EventSourceMapping, Stage, stage
 from pipeline.local.event_source_mapping import (
     KinesisEventSourceMapping,
     ShardStats,
     StreamRecord,
+    is_transient,
     load_handler,
 )
 from pipeline.local.flink_bridge import MetricsBridge, SpoolBridge, access_times_work, taken_by_job
@@ -160,12 +163,21 @@ def run_flink_bridge(the_stage: Stage, stop: threading.Event) -> None:
             ready = spool.newest is None or taken_by_job(spool.newest)
         else:
             ready = time.monotonic() - last_spool_poll >= SPOOL_FILE_SPACING_S
-        if ready:
-            spooled = spool.poll_once()
-            last_spool_poll = time.monotonic()
-            spool_idle = spooled.records == 0
-            publisher.add(records_in=spooled.lines, bad_rows=spooled.rejected)
-        put = metrics.poll_once()
+        try:
+            if ready:
+                spooled = spool.poll_once()
+                last_spool_poll = time.monotonic()
+                spool_idle = spooled.records == 0
+                publisher.add(records_in=spooled.lines, bad_rows=spooled.rejected)
+            put = metrics.poll_once()
+        except ClientError as exc:
+            if not is_transient(exc):
+                raise
+            # Both bridges commit after the write they guard: a retry neither loses nor repeats rows.
+            log.warning("flink-bridge: %s; retrying", exc)
+            publisher.set(last_error=str(exc)[:200])
+            stop.wait(0.5)
+            continue
         publisher.add(records_out=put.records)
         idle = spool_idle and put.records == 0
         publisher.set(

@@ -117,6 +117,13 @@ def wait_until(
     """Polls `done` while refreshing the dashboard; `done` must hold on three polls in a row."""
     deadline, streak = time.monotonic() + timeout_s, 0
     while streak < 3:
+        dead = [
+            n
+            for n, pid in (stack.load_state() or {}).get("components", {}).items()
+            if n != "flink-job" and not _alive(pid)
+        ]
+        if dead:  # a stand-in that exited cannot catch up: say so now, not at the timeout
+            raise RuntimeError(f"{', '.join(dead)} exited; see {state_dir() / 'logs'}/<component>.log")
         live.update(Group(dashboard(produced), f"waiting: {what}"))
         streak = streak + 1 if done() else 0
         if time.monotonic() > deadline:
@@ -125,6 +132,12 @@ def wait_until(
 
 
 def _alive(pid: int) -> bool:
+    """Also reaps: a stand-in that exited stays a zombie child of this process until waited for."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    except ChildProcessError:  # not our child (started by `pipeline up` elsewhere)
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -212,6 +212,14 @@ class ShardStats:
     last_error: str | None = None
 
 
+def is_transient(exc: ClientError) -> bool:
+    """A server-side failure worth retrying (HTTP 5xx, InternalFailure, ServiceUnavailable); moto also
+    answers 500 when a read races a write on the same shard."""
+    error = exc.response.get("Error", {})
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return status >= 500 or error.get("Code") in ("InternalFailure", "ServiceUnavailable", "500")
+
+
 class PollerFailed(RuntimeError):
     """A shard poller stopped on an unexpected error (the mapping would otherwise stall that shard)."""
 
@@ -382,6 +390,12 @@ class KinesisEventSourceMapping:
                         iterator = self._iterator(shard_id, last_read)
                         continue
                     if code in ("ProvisionedThroughputExceededException", "LimitExceededException"):
+                        self.stop_event.wait(self.poll_interval_s)
+                        continue
+                    if is_transient(exc):  # the service's own 5xx: Lambda's poller retries too
+                        log.warning(
+                            "GetRecords on %s/%s failed, retrying: %s", self.stream_name, shard_id, exc
+                        )
                         self.stop_event.wait(self.poll_interval_s)
                         continue
                     raise

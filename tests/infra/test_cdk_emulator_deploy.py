@@ -7,8 +7,7 @@ leaves the rest uncreated), so nothing here trusts the stack status: every resou
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,11 @@ from stacks.app import EMULATOR_NOT_ENFORCED, EMULATOR_UNSUPPORTED
 from stacks.common import RUNTIME
 from stacks.processing import ENRICHER, LAKE_WRITER
 
-CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
-
-
-def _cdk(args: list[str], cwd: Path, endpoint: str) -> None:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint,
-        # The CLI hands CloudFormation a TemplateURL built from this S3 endpoint; moto's CloudFormation
-        # only resolves s3.amazonaws.com-style URLs (from its own S3), not its own http://127.0.0.1 one.
-        "AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION": f"https://s3.{REGION}.amazonaws.com",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-        "CDK_DISABLE_VERSION_CHECK": "1",
-    }
-    run = subprocess.run([str(CDK), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, f"cdk {' '.join(args)} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+# The CLI hands CloudFormation a TemplateURL built from this S3 endpoint; moto's CloudFormation
+# only resolves s3.amazonaws.com-style URLs (from its own S3), not its own http://127.0.0.1 one.
+S3_FOR_CLOUDFORMATION = {"AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION": f"https://s3.{REGION}.amazonaws.com"}
 
 
 def _mapping_settings(mapping: dict[str, Any]) -> EventSourceMapping:
@@ -58,12 +41,12 @@ def _mapping_settings(mapping: dict[str, Any]) -> EventSourceMapping:
 
 @pytest.mark.integration
 def test_cdk_deploy_to_moto_creates_streams_queues_buckets_functions_and_mappings(
-    moto_endpoint: str, tmp_path: Path
+    moto_endpoint: str, tmp_path: Path, cdk: Callable[..., None]
 ) -> None:
     local = stage("local")
     # Bootstrap from a folder without cdk.json, so the CLI does not synthesise the app for nothing.
-    _cdk(["bootstrap", f"aws://{ACCOUNT}/{REGION}"], cwd=tmp_path, endpoint=moto_endpoint)
-    _cdk(
+    cdk(["bootstrap", f"aws://{ACCOUNT}/{REGION}"], tmp_path, moto_endpoint, S3_FOR_CLOUDFORMATION)
+    cdk(
         [
             "deploy",
             "--all",
@@ -78,8 +61,9 @@ def test_cdk_deploy_to_moto_creates_streams_queues_buckets_functions_and_mapping
             "--progress",
             "events",
         ],
-        cwd=REPO_ROOT,
-        endpoint=moto_endpoint,
+        REPO_ROOT,
+        moto_endpoint,
+        S3_FOR_CLOUDFORMATION,
     )
 
     kinesis = client("kinesis")

@@ -83,7 +83,7 @@ class Borrowed:
 
 
 @contextmanager
-def borrowed(sqs: Any, queue_url: str, visibility_timeout_s: int = 60) -> Iterator[Borrowed]:
+def borrowed(sqs: Any, queue_url: str, visibility_timeout_s: int = 300) -> Iterator[Borrowed]:
     """Every message currently visible, hidden while the block runs; on exit, all that the block did
     not delete become visible again immediately."""
     batch = Borrowed(sqs, queue_url)
@@ -99,12 +99,13 @@ def borrowed(sqs: Any, queue_url: str, visibility_timeout_s: int = 60) -> Iterat
                 WaitTimeSeconds=0,
                 AttributeNames=["ApproximateReceiveCount"],
             )
-            received = response.get("Messages", [])
-            empty_polls = 0 if received else empty_polls + 1
-            for m in received:
-                if m["MessageId"] not in seen:
-                    seen.add(m["MessageId"])
-                    batch.messages.append(_parse(m))
+            # Only new messages count as progress: once the first ones come back into view (a large
+            # queue outlasting the visibility timeout), re-reading them must not loop forever.
+            fresh = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
+            empty_polls = 0 if fresh else empty_polls + 1
+            for m in fresh:
+                seen.add(m["MessageId"])
+                batch.messages.append(_parse(m))
         yield batch
     finally:
         batch.release()

@@ -285,7 +285,7 @@ def run_demo(
             f"produced {summary.offered} records ({summary.sent} accepted, {summary.retried} retried, "
             f"{summary.failed} failed) in {summary.elapsed_s:.1f} s"
         )
-        warehouse = LocalWarehouse(s3_lake(endpoint_url=state["endpoint_url"]))
+        warehouse = LocalWarehouse(s3_lake(endpoint_url=state["endpoint_url"]), snapshot=True)
         dlq = count_by_reason(client("sqs", state["endpoint_url"]), state["resources"]["dlq_url"])
         report = reconcile(manifest, warehouse, dlq, late_event_ids(flink_dirs()["late"]))
         print_report(console, report)

@@ -61,11 +61,16 @@ def to_duckdb(sql: str, dialect: Dialect) -> list[str]:
 class LocalWarehouse:
     """One DuckDB connection with every lake table and shipped view, under the names Athena uses."""
 
-    def __init__(self, lake: Lake, views_dir: Path = WAREHOUSE_DIR / ATHENA_VIEWS) -> None:
+    def __init__(
+        self, lake: Lake, views_dir: Path = WAREHOUSE_DIR / ATHENA_VIEWS, snapshot: bool = False
+    ) -> None:
+        """`snapshot`: read every table into memory once (many queries over a lake that no longer
+        changes, as a reconciliation runs); otherwise each query scans the objects again."""
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         for table in lake_tables():
-            self.con.register(table.name, table_dataset(lake, table))
+            dataset = table_dataset(lake, table)
+            self.con.register(table.name, dataset.to_table() if snapshot else dataset)
         self._create_views(sorted(views_dir.glob("*.sql")))
 
     def _create_views(self, files: list[Path]) -> None:

@@ -121,19 +121,21 @@ EVENT_BATCHES = [
             enrichment=event("a4", "add_to_cart", 3 * MIN + 900, None, None)["enrichment"],
         )
     ],
+    # "Recent" views sit ahead of the clock: the view compares with CURRENT_TIMESTAMP at query time,
+    # and a long test session must not age them out of its 15 minutes (r4 stays out either way).
     [
-        enriched("r1", "page_view", NOW - 2 * MIN, None, "u-7", PAYLOADS["page_view"]("/recent-a")),
-        enriched("r2", "page_view", NOW - 3 * MIN, None, "u-7", PAYLOADS["page_view"]("/recent-a")),
+        enriched("r1", "page_view", NOW + 12 * MIN, None, "u-7", PAYLOADS["page_view"]("/recent-a")),
+        enriched("r2", "page_view", NOW + 11 * MIN, None, "u-7", PAYLOADS["page_view"]("/recent-a")),
         enriched(
             "r2",
             "page_view",
-            NOW - 3 * MIN,
+            NOW + 11 * MIN,
             None,
             "u-7",
             PAYLOADS["page_view"]("/recent-a"),
             arrival_delay=900,
         ),
-        enriched("r3", "page_view", NOW - 4 * MIN, None, "u-8", PAYLOADS["page_view"]("/recent-b")),
+        enriched("r3", "page_view", NOW + 10 * MIN, None, "u-8", PAYLOADS["page_view"]("/recent-b")),
         enriched("r4", "page_view", NOW - 20 * MIN, None, "u-9", PAYLOADS["page_view"]("/old")),
     ],
 ]

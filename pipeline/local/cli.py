@@ -31,7 +31,7 @@ def status_document() -> dict[str, Any]:
         published = load_json(state_dir() / "status" / f"{name}.json", {})
         components[name] = {
             "pid": pid,
-            "alive": stack._alive(pid),
+            "alive": stack.alive(pid),
             "records_in": published.get("records_in", 0),
             "records_out": published.get("records_out", 0),
             "lag_ms": published.get("lag_ms"),
@@ -43,7 +43,7 @@ def status_document() -> dict[str, Any]:
         }
     dlq_depth = None
     resources = state.get("resources", {})
-    if stack._alive(state.get("emulator_pid")) or state.get("target") == "localstack":
+    if stack.alive(state.get("emulator_pid")) or state.get("target") == "localstack":
         try:
             attributes = client("sqs", state["endpoint_url"]).get_queue_attributes(
                 QueueUrl=resources["dlq_url"], AttributeNames=["ApproximateNumberOfMessages"]

@@ -7,7 +7,6 @@ every stage catches up -> drain the Flink job (its last windows fire, as `stop -
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -120,7 +119,7 @@ def wait_until(
         dead = [
             n
             for n, pid in (stack.load_state() or {}).get("components", {}).items()
-            if n != "flink-job" and not _alive(pid)
+            if n != "flink-job" and not stack.alive(pid)
         ]
         if dead:  # a stand-in that exited cannot catch up: say so now, not at the timeout
             raise RuntimeError(f"{', '.join(dead)} exited; see {state_dir() / 'logs'}/<component>.log")
@@ -129,20 +128,6 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(0.5)
-
-
-def _alive(pid: int) -> bool:
-    """Also reaps: a stand-in that exited stays a zombie child of this process until waited for."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return False
-    except ChildProcessError:  # not our child (started by `pipeline up` elsewhere)
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def job_settled(pid: int, settle_s: float) -> bool:
@@ -162,9 +147,7 @@ def drain_flink(pid: int, timeout_s: float = 180) -> None:
     """SIGUSR1 asks the job to stop with drain: the final watermark fires every window, then it exits."""
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + timeout_s
-    while _alive(pid):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    while stack.alive(pid):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the Flink job (PID {pid}) did not finish draining in {timeout_s:.0f} s")
         time.sleep(0.5)

@@ -37,7 +37,7 @@ class Emulator:
             try:
                 finished, _ = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:  # not our child (started by another process): poll liveness
-                finished = 0 if _alive(self.pid) else self.pid
+                finished = 0 if alive(self.pid) else self.pid
             if finished:
                 return
             time.sleep(0.1)
@@ -45,7 +45,15 @@ class Emulator:
             os.kill(self.pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int | None) -> bool:
+    """Also reaps: a stand-in that exited stays a zombie child of its starter until waited for."""
+    if not pid:
+        return False
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    except ChildProcessError:  # not our child (started by `pipeline up` in another process)
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -57,7 +65,7 @@ def wait_healthy(endpoint_url: str, timeout_s: float = 30.0, pid: int | None = N
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             raise RuntimeError(f"emulator process {pid} exited before {endpoint_url} became healthy")
         try:
             with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=2):

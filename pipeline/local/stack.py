@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pipeline.config import REPO_ROOT, Stage, stage
 from pipeline.local.components import COMPONENTS
 from pipeline.local.durable import load_json, save_json_atomically
-from pipeline.local.emulator import Emulator, start_moto, wait_healthy
+from pipeline.local.emulator import Emulator, alive, start_moto, wait_healthy
 from pipeline.local.resources import create_resources
 from pipeline.local.status import state_dir
 
@@ -37,16 +37,6 @@ def component_specs(stage: Stage) -> list[ComponentSpec]:
     """The stand-ins, in start order (downstream first so nothing is read before its reader exists)."""
     run = [sys.executable, "-m", "pipeline.local.components", "--stage", stage.name]
     return [ComponentSpec(name, [*run, name]) for name in COMPONENTS]
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def load_state(directory: Path | None = None) -> dict[str, Any] | None:
@@ -73,7 +63,7 @@ def up(stage: Stage, target: Target = "moto", port: int = 4566) -> dict[str, Any
     directory = state_dir()
     (directory / "logs").mkdir(parents=True, exist_ok=True)
     existing = load_state(directory)
-    if existing and _alive(existing.get("emulator_pid")):
+    if existing and alive(existing.get("emulator_pid")):
         raise RuntimeError(
             f"a local stack is already up (emulator PID {existing['emulator_pid']}); run `pipeline down` first"
         )
@@ -124,11 +114,11 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    if _alive(pid):
+    if alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
 
@@ -143,7 +133,7 @@ def kill_and_restart(name: str, directory: Path | None = None) -> tuple[int, int
     old = state["components"][name]
     with contextlib.suppress(ProcessLookupError):
         os.killpg(old, signal.SIGKILL)
-    while _alive(old):
+    while alive(old):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(old, os.WNOHANG)
         time.sleep(0.05)
@@ -162,13 +152,13 @@ def down(directory: Path | None = None) -> list[str]:
         return []
     stopped = []
     for name, pid in reversed(list(state.get("components", {}).items())):
-        if _alive(pid):
+        if alive(pid):
             stop_pid(pid)
             stopped.append(f"{name} (PID {pid})")
     if state.get("target") == "localstack":
         subprocess.run([str(REPO_ROOT / "localstack" / "stop.sh")], check=False)
         stopped.append("localstack")
-    elif _alive(state.get("emulator_pid")):
+    elif alive(state.get("emulator_pid")):
         Emulator(state["emulator_pid"], state["endpoint_url"]).stop()
         stopped.append(f"moto (PID {state['emulator_pid']})")
     (directory / STACK_FILE).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ Kept free of pyflink imports: plain strings, unit-testable in either venv.
 from __future__ import annotations
 
 from job_settings import JobSettings, SourceSettings
+from metric_changelog import EVENT_FIELDS
 
 TUMBLE = "TUMBLE(ts, INTERVAL '1' MINUTE)"
 HOP = "HOP(ts, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)"
@@ -26,19 +27,7 @@ TUMBLE_MS = 60_000
 # Columns of an enriched event (docs/data-contracts.md). `payload` and `enrichment` are declared
 # STRING: Flink's JSON format then hands over the nested object's JSON text, so a late event can be
 # written back whole, and each metric parses only the payload fields it needs.
-EVENT_COLUMNS = (
-    "event_id",
-    "event_type",
-    "schema_version",
-    "event_time",
-    "`source`",
-    "user_id",
-    "session_id",
-    "user_agent",
-    "ip",
-    "payload",
-    "enrichment",
-)
+EVENT_COLUMNS = tuple("`source`" if c == "source" else c for c in EVENT_FIELDS)  # SOURCE is reserved
 
 
 def source_table_ddl(source: SourceSettings, settings: JobSettings) -> str:

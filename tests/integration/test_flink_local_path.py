@@ -20,10 +20,8 @@ from pipeline.local.flink_bridge import MetricsBridge, SpoolBridge
 from pipeline.produce.kinesis import KinesisWriter, ensure_stream, read_stream
 
 FLINK_PYTHON = REPO_ROOT / ".venv-flink" / "bin" / "python"
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not FLINK_PYTHON.exists(), reason="no .venv-flink (make .venv-flink/.installed)"),
-]
+assert FLINK_PYTHON.exists(), f"no Flink venv at {FLINK_PYTHON}: `make pytest` builds it first"
+pytestmark = pytest.mark.integration
 T0 = 1_764_150_000_000
 
 

@@ -11,8 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pipeline.aws import client
 from pipeline.config import REPO_ROOT, stage
 from pipeline.lake.raw import KinesisRecord, RawRecord, put_raw, raw_keys, read_raw_object
@@ -27,8 +25,6 @@ from pipeline.lake.replay import (
 from pipeline.lake.store import Lake, s3_lake
 from pipeline.lake.writer import write_batch
 from pipeline.warehouse.engine import LocalWarehouse
-
-pytestmark = pytest.mark.skipif(not FLINK_PYTHON.exists(), reason=f"no Flink venv at {FLINK_PYTHON}")
 
 D = 1764115200000  # 2025-11-26T00:00:00Z
 T = D + 10 * 3_600_000  # 10:00

@@ -37,6 +37,8 @@ EMULATOR_UNSUPPORTED = {
     "AWS::RedshiftServerless::Namespace": _NO_MODEL,
     "AWS::RedshiftServerless::Workgroup": _NO_MODEL,
     "Custom::AWS": "an AwsCustomResource runs a Lambda, and moto runs no Lambda code without Docker",
+    "Custom::RedshiftSql": "it applies the Redshift DDL through a Lambda, and moto runs no Lambda code without Docker",
+    "AWS::StepFunctions::StateMachine": "only the Redshift SQL custom resource's waiter uses one",
     "AWS::EC2::VPC": _VPC,
     "AWS::EC2::Subnet": _VPC,
     "AWS::EC2::RouteTable": _VPC,
@@ -90,6 +92,8 @@ LOCALSTACK_UNSUPPORTED = {
     "AWS::RedshiftServerless::Namespace": _PAID,
     "AWS::RedshiftServerless::Workgroup": _PAID,
     "Custom::AWS": "an AwsCustomResource runs a Lambda; " + _NO_LAMBDA,
+    "Custom::RedshiftSql": "it applies the Redshift DDL through a Lambda; " + _NO_LAMBDA,
+    "AWS::StepFunctions::StateMachine": "only the Redshift SQL custom resource's waiter uses one",
     **{
         t: "only the Redshift workgroup (" + _PAID + ") uses the VPC"
         for t in (
@@ -188,6 +192,8 @@ def build(app: App, stage: Stage, target: Target = "aws") -> Pipeline:
         p.monitoring = Monitoring(
             _stack(app, stage, "monitoring", "alarms and dashboard", p), "Monitoring", stage=stage
         )
+        # The lake writer registers partitions in the warehouse's Glue tables: they must exist first.
+        p.stacks["processing"].add_dependency(p.stacks["warehouse"])
     else:
         raise ValueError(f"unknown target {target!r}: use aws, emulator or localstack")
     if target == "aws":

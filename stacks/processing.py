@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -12,6 +13,7 @@ from constructs import Construct, IConstruct
 
 from pipeline.config import EventSourceMapping, Stage
 from pipeline.lake import layout
+from pipeline.lake.tables import lake_tables
 from stacks.common import FunctionSpec, acknowledge, python_function
 from stacks.ingest import Ingest
 from stacks.lake import Lake
@@ -37,6 +39,24 @@ def kinesis_source(
         max_record_age=Duration.seconds(mapping.max_record_age_s),
         report_batch_item_failures=mapping.report_batch_item_failures,
         on_failure=sources.SqsDlq(on_failure),
+    )
+
+
+def partition_registration(stack: Stack, stage: Stage) -> iam.PolicyStatement:
+    """The lake writer registers the partitions it writes (`pipeline.lake.catalog`): Spectrum has no
+    partition projection. GetTable for the storage descriptor it copies; nothing else, no other table."""
+    return iam.PolicyStatement(
+        actions=["glue:BatchCreatePartition", "glue:GetTable"],
+        resources=[
+            stack.format_arn(service="glue", resource="catalog"),
+            stack.format_arn(service="glue", resource="database", resource_name=stage.glue_database),
+            *(
+                stack.format_arn(
+                    service="glue", resource="table", resource_name=f"{stage.glue_database}/{t.name}"
+                )
+                for t in lake_tables()
+            ),
+        ],
     )
 
 
@@ -114,6 +134,7 @@ class Processing(Construct):
         bucket.grant_read_write(lake_writer, f"{layout.CURATED_EVENTS}*")
         bucket.grant_read_write(lake_writer, f"{layout.CURATED_METRICS}*")
         bucket.grant_read_write(lake_writer, f"{layout.BAD}*")
+        lake_writer.add_to_role_policy(partition_registration(Stack.of(self), stage))
         read_write = "CDK's grantReadWrite action group, on the lake zones the writer owns only."
         acknowledge(
             _default_policy(enricher),

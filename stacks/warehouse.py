@@ -5,20 +5,24 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aws_cdk import Fn, RemovalPolicy, Stack
+from aws_cdk import CustomResource, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_redshiftserverless as redshift
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from pipeline.config import REPO_ROOT, Stage
 from pipeline.contract import contract
+from pipeline.lake.catalog import PARQUET_INPUT_FORMAT, PARQUET_OUTPUT_FORMAT, PARQUET_SERDE
 from pipeline.lake.tables import LakeTable, lake_tables
 from pipeline.warehouse.ddl import render
-from stacks.common import acknowledge
+from pipeline.warehouse.redshift_sql import resource_properties, statements_hash
+from stacks.common import FunctionSpec, acknowledge, python_function
 from stacks.ingest import Ingest
 from stacks.lake import Lake
 
@@ -27,6 +31,19 @@ REDSHIFT_DATABASE = "dev"
 CURATED_ZONE = "curated/"  # curated/events/ and curated/metrics/: what Spectrum reads
 # Redshift Serverless wants subnets in three Availability Zones.
 REDSHIFT_AZS = 3
+# The custom resource applying warehouse/redshift/*.sql: one function for the Provider framework's
+# onEvent and isComplete (see pipeline.warehouse.redshift_sql for why one).
+REDSHIFT_SQL = FunctionSpec(
+    "redshift-sql",
+    "redshift_sql",
+    memory_mb=256,
+    timeout=Duration.seconds(60),
+    dependency_layer=False,
+    tracing=False,
+)
+# How often the waiter asks Redshift, and how long the DDL may take (a cold workgroup resumes first).
+SQL_QUERY_INTERVAL = Duration.seconds(15)
+SQL_TOTAL_TIMEOUT = Duration.minutes(30)
 
 
 def named_query_files() -> list[Path]:
@@ -95,11 +112,9 @@ class Warehouse(Construct):
                 ],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     location=table.location(stage.lake_bucket),
-                    input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                    output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                    serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-                    ),
+                    input_format=PARQUET_INPUT_FORMAT,
+                    output_format=PARQUET_OUTPUT_FORMAT,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE),
                     columns=[
                         glue.CfnTable.ColumnProperty(name=c.name, type=c.type, comment=(c.comment or None))
                         for c in table.columns
@@ -234,7 +249,7 @@ class Warehouse(Construct):
         self._spectrum_access(streaming_role, stage, lake)
         statements = redshift_statements(stage, streaming_role.role_arn)
         if statements:
-            self._apply_sql(stage, workgroup, namespace, lake, statements)
+            self._apply_sql(stage, workgroup, namespace, lake, streaming_role, statements)
 
     def _spectrum_access(self, role: iam.Role, stage: Stage, lake: Lake) -> None:
         """Redshift Spectrum (the `lake` external schema) reads the Glue tables and the curated/ zone."""
@@ -277,9 +292,11 @@ class Warehouse(Construct):
         workgroup: redshift.CfnWorkgroup,
         namespace: redshift.CfnNamespace,
         lake: Lake,
+        streaming_role: iam.Role,
         statements: list[str],
     ) -> None:
-        """Run the streaming-ingestion DDL through the Data API as the managed admin user."""
+        """Run the streaming-ingestion DDL through the Data API as the managed admin user, and wait for
+        Redshift's verdict: a failing statement fails the deploy (pipeline.warehouse.redshift_sql)."""
         stack = Stack.of(self)
         workgroup_arn = stack.format_arn(
             service="redshift-serverless",
@@ -304,41 +321,103 @@ class Warehouse(Construct):
         )
         lookup.node.add_dependency(namespace)
         secret_arn = lookup.get_response_field("namespace.adminPasswordSecretArn")
-        call = cr.AwsSdkCall(
-            service="redshift-data",
-            action="BatchExecuteStatement",
-            parameters={
-                "WorkgroupName": stage.redshift_namespace,
-                "Database": REDSHIFT_DATABASE,
-                "SecretArn": secret_arn,
-                "Sqls": statements,
-                "StatementName": f"{stage.prefix}-streaming-ingestion",
-            },
-            physical_resource_id=cr.PhysicalResourceId.of(f"{stage.prefix}-streaming-ingestion"),
+
+        function = python_function(self, REDSHIFT_SQL, stage, {})
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["redshift-data:BatchExecuteStatement"], resources=[workgroup_arn])
         )
-        apply = cr.AwsCustomResource(
+        # Statement ids are not resources IAM can name: as in AWS's own Data API policies, the
+        # function may describe only the statements it ran itself.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["redshift-data:DescribeStatement"],
+                resources=["*"],
+                conditions={"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}},
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[lake.key.key_arn])
+        )
+        acknowledge(
+            function.role.node.find_child("DefaultPolicy").node.default_child,  # type: ignore[union-attr,arg-type]
+            {
+                "AwsSolutions-IAM5[Resource::*]": "redshift-data:DescribeStatement has no resource type; "
+                "the statement-owner condition limits it to the statements this function ran."
+            },
+        )
+        provider = cr.Provider(
+            self,
+            "RedshiftSqlProvider",
+            on_event_handler=function,
+            is_complete_handler=function,
+            query_interval=SQL_QUERY_INTERVAL,
+            total_timeout=SQL_TOTAL_TIMEOUT,
+            log_group=logs.LogGroup(
+                self,
+                "RedshiftSqlProviderLogs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=RemovalPolicy.DESTROY,
+            ),
+            # The framework functions log each request and answer (response URL redacted) instead of
+            # the waiter: its execution data holds that URL, and its log delivery needs logs:* on "*".
+            framework_lambda_logging_level=lambda_.ApplicationLogLevel.INFO,
+            disable_waiter_state_machine_logging=True,
+        )
+        apply = CustomResource(
             self,
             "StreamingIngestionSql",
-            on_create=call,
-            on_update=call,
-            install_latest_aws_sdk=False,
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [
-                    iam.PolicyStatement(
-                        actions=["redshift-data:BatchExecuteStatement"], resources=[workgroup_arn]
-                    ),
-                    iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]),
-                    iam.PolicyStatement(actions=["kms:Decrypt"], resources=[lake.key.key_arn]),
-                ]
+            service_token=provider.service_token,
+            resource_type="Custom::RedshiftSql",
+            properties=resource_properties(
+                workgroup=stage.redshift_namespace,
+                database=REDSHIFT_DATABASE,
+                secret_arn=secret_arn,
+                statements=statements,
+                # Hashed as resolved (role ARN as `Fn::GetAtt`): token strings vary between synths.
+                statements_digest=statements_hash(stack.resolve(statements)),
+                statement_name=f"{stage.prefix}-streaming-ingestion",
             ),
         )
         apply.node.add_dependency(workgroup)
-        provider = stack.node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", ""))
+        # The external schema and the streaming views read the streams through this role's grants.
+        apply.node.add_dependency(streaming_role)
+        self._acknowledge_provider(provider, function)
+        aws_provider = stack.node.find_child(
+            "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+        )
         acknowledge(
-            provider.node.find_child("ServiceRole"),
+            aws_provider.node.find_child("ServiceRole"),
             {
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
                     "The AwsCustomResource provider's AWS managed basic execution policy: writing its own logs only."
                 )
+            },
+        )
+
+    def _acknowledge_provider(self, provider: cr.Provider, function: lambda_.Function) -> None:
+        """The CDK Provider framework's own functions and waiter state machine."""
+        stack = Stack.of(self)
+        invoked = [
+            function,
+            *(provider.node.find_child(f"framework-{f}") for f in ("isComplete", "onTimeout")),
+        ]
+        invoke = "The framework invokes one function, any of its versions (`<arn>:*`), and nothing else."
+        acknowledge(
+            provider,
+            {
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
+                    "The Provider framework functions' AWS managed basic execution policy: writing their own logs only."
+                ),
+                **{
+                    f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]": invoke  # type: ignore[arg-type]
+                    for fn in invoked
+                },
+                "AwsSolutions-SF1": "Waiter logging is off: its execution data holds CloudFormation's pre-signed "
+                "response URL; the framework functions log every request and answer (URL redacted) instead.",
+                "AwsSolutions-SF2": "The framework's waiter only polls one function; the Provider construct "
+                "offers no X-Ray tracing for it.",
             },
         )

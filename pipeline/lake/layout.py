@@ -10,7 +10,8 @@
 
 Every object the lake writer makes is named after the Kinesis batch it came from (stream, shard, first
 and last sequence number), so a retried batch overwrites the same objects: exactly-once files with no
-coordination. The Hive `key=value` folders let Athena partition projection find them without a crawler.
+coordination. The Hive `key=value` folders let Athena partition projection find them without a crawler;
+Redshift Spectrum reads the partitions the lake writer registers in Glue (`pipeline.lake.catalog`).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from fastavro.validation import ValidationError, validate
 from pipeline.config import STREAMS
 from pipeline.contract import BadRowReason, contract
 from pipeline.lake import layout
+from pipeline.lake.catalog import GlueCatalog, partition_of
 from pipeline.lake.store import Lake
 from pipeline.lake.tables import LakeTable, bad_rows_table, events_table, metrics_table
 from pipeline.produce.kpl import DeaggregationError, UserRecord, deaggregate
@@ -207,11 +208,16 @@ def lake_objects(batch: KinesisBatch) -> dict[str, bytes]:
     }
 
 
-def write_batch(event: dict[str, Any], lake: Lake) -> dict[str, int]:
-    """Write one Lambda batch to the lake; returns rows per object key. Raises if S3 fails: the
-    mapping then retries the whole batch, which rewrites the same keys."""
+def write_batch(event: dict[str, Any], lake: Lake, catalog: GlueCatalog | None = None) -> dict[str, int]:
+    """Write one Lambda batch to the lake and register its new partitions in `catalog`; returns rows
+    per object key. Raises if S3 or the catalog fails: the mapping then retries the whole batch,
+    which rewrites the same keys and registers what is still missing."""
     batch = kinesis_batch(event)
     objects = lake_objects(batch)
     for key, body in objects.items():
         lake.put(key, body)
+    # After the puts, so a registered partition always has objects; a failure here still fails the
+    # batch, and its retry registers what is missing.
+    if catalog is not None:
+        catalog.register(partition_of(key) for key in objects)
     return {key: pq.read_metadata(pa.BufferReader(body)).num_rows for key, body in objects.items()}

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.aws import client
 from pipeline.config import STREAMS, Stage
+from pipeline.lake.catalog import create_tables
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class LocalResources:
     dlq_url: str
     on_failure_queue_url: str
     bucket: str
+    glue_tables: list[str]  # in the stage's Glue database; none where the emulator has no Glue
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -23,6 +25,7 @@ class LocalResources:
             "dlq_url": self.dlq_url,
             "on_failure_queue_url": self.on_failure_queue_url,
             "bucket": self.bucket,
+            "glue_tables": self.glue_tables,
         }
 
 
@@ -39,8 +42,9 @@ def _ensure_stream(kinesis: Any, name: str, shards: int) -> None:
     raise TimeoutError(f"stream {name} not ACTIVE after 10 s")
 
 
-def create_resources(stage: Stage, endpoint_url: str) -> LocalResources:
-    """Idempotent: safe to call against an emulator that already has some of them."""
+def create_resources(stage: Stage, endpoint_url: str, glue: bool = True) -> LocalResources:
+    """Idempotent: safe to call against an emulator that already has some of them. `glue=False`
+    for an emulator without Glue (LocalStack's free edition)."""
     kinesis = client("kinesis", endpoint_url)
     for logical in STREAMS:
         _ensure_stream(kinesis, stage.stream(logical), stage.shards[logical])
@@ -56,9 +60,12 @@ def create_resources(stage: Stage, endpoint_url: str) -> LocalResources:
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if stage.lake_bucket not in existing:
         s3.create_bucket(Bucket=stage.lake_bucket)
+    # moto's CloudFormation skips AWS::Glue::*: create the lake tables the lake writer registers into.
+    tables = create_tables(client("glue", endpoint_url), stage) if glue else []
     return LocalResources(
         streams={logical: stage.stream(logical) for logical in STREAMS},
         dlq_url=dlq_url,
         on_failure_queue_url=failures_url,
         bucket=stage.lake_bucket,
+        glue_tables=tables,
     )

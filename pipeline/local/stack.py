@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.config import REPO_ROOT, Stage, stage
+from pipeline.lake.catalog import CATALOG_ENV
 from pipeline.local.components import COMPONENTS
 from pipeline.local.durable import load_json, save_json_atomically
 from pipeline.local.emulator import Emulator, alive, start_moto, wait_healthy
@@ -51,9 +52,11 @@ def _start_localstack(port: int) -> tuple[int | None, str]:
     return pid, f"http://127.0.0.1:{port}"
 
 
-def start_component(spec: ComponentSpec, endpoint_url: str, directory: Path) -> int:
+def start_component(spec: ComponentSpec, endpoint_url: str, directory: Path, target: Target = "moto") -> int:
     log = open(directory / "logs" / f"{spec.name}.log", "ab")  # noqa: SIM115 - owned by the child
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint_url, "PIPELINE_STATE_DIR": str(directory)}
+    if target == "localstack":  # its free edition has no Glue: the lake writer registers no partitions
+        env[CATALOG_ENV] = "none"
     proc = subprocess.Popen(spec.argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return proc.pid
 
@@ -86,10 +89,10 @@ def up(stage: Stage, target: Target = "moto", port: int = 4566) -> dict[str, Any
         "started_at": int(time.time() * 1000),
     }
     save_json_atomically(directory / STACK_FILE, state)
-    resources = create_resources(stage, endpoint)
+    resources = create_resources(stage, endpoint, glue=target == "moto")
     state["resources"] = resources.as_json()
     for spec in component_specs(stage):
-        state["components"][spec.name] = start_component(spec, endpoint, directory)
+        state["components"][spec.name] = start_component(spec, endpoint, directory, target)
         save_json_atomically(directory / STACK_FILE, state)
     return state
 
@@ -138,7 +141,7 @@ def kill_and_restart(name: str, directory: Path | None = None) -> tuple[int, int
             os.waitpid(old, os.WNOHANG)
         time.sleep(0.05)
     spec = next(s for s in component_specs(stage(state["stage"])) if s.name == name)
-    new = start_component(spec, state["endpoint_url"], directory)
+    new = start_component(spec, state["endpoint_url"], directory, state.get("target", "moto"))
     state["components"][name] = new
     save_json_atomically(directory / STACK_FILE, state)
     return old, new

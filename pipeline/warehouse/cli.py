@@ -17,7 +17,10 @@ from pipeline.lake.store import local_lake, s3_lake
 from pipeline.warehouse.ddl import WAREHOUSE_DIR, generated_files, write_generated
 from pipeline.warehouse.engine import LocalWarehouse, QueryResult
 
-app = typer.Typer(help="Warehouse SQL: Athena DDL generated from the Avro schemas.", no_args_is_help=True)
+app = typer.Typer(
+    help="Warehouse SQL: Athena DDL and the events views generated from the Avro schemas.",
+    no_args_is_help=True,
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -37,7 +40,7 @@ class OutputFormat(StrEnum):
 def ddl(
     check: Annotated[bool, typer.Option(help="Only check that the committed files are up to date.")] = False,
 ) -> None:
-    """Write warehouse/athena/tables/*.sql and views/events.sql from schemas/."""
+    """Write warehouse/athena/tables/*.sql, athena/views/events.sql and redshift/20_events.sql from schemas/."""
     if check:
         stale = [str(rel) for rel, text in generated_files().items() if _read(WAREHOUSE_DIR / rel) != text]
         if stale:

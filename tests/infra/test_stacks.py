@@ -13,6 +13,7 @@ from aws_cdk.assertions import Match
 
 from pipeline.config import REPO_ROOT, STREAMS, EventSourceMapping, Stage, stage
 from pipeline.contract import contract
+from pipeline.lake.catalog import table_input
 from pipeline.lake.tables import lake_tables
 from stacks import alarm_thresholds as t
 from stacks.app import EMULATOR_UNSUPPORTED
@@ -323,6 +324,40 @@ def test_glue_tables_and_registry_come_from_the_avro_contract(
         assert "Fn::GetAtt" in version["Properties"]["Schema"]["SchemaArn"]
 
 
+def test_glue_tables_are_what_the_local_stack_creates(synthesised: Synthesised, aws_stage: Stage) -> None:
+    """`pipeline up` creates the tables on moto (its CloudFormation skips Glue) from `table_input`."""
+    template = synthesised.template(aws_stage.name, "warehouse")
+    tables = {
+        r["Properties"]["TableInput"]["Name"]: r["Properties"]["TableInput"]
+        for r in template.find_resources("AWS::Glue::Table").values()
+    }
+    assert tables == {t.name: table_input(t, aws_stage.lake_bucket) for t in lake_tables()}
+
+
+def test_lake_writer_registers_partitions_of_the_lake_tables_only(
+    synthesised: Synthesised, aws_stage: Stage
+) -> None:
+    template = synthesised.template(aws_stage.name, "processing")
+    statements = [
+        s
+        for k, p in template.find_resources("AWS::IAM::Policy").items()
+        if k.startswith("Processinglakewriter")
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    [glue] = [s for s in statements if any(a.startswith("glue:") for a in _list(s["Action"]))]
+    assert sorted(_list(glue["Action"])) == ["glue:BatchCreatePartition", "glue:GetTable"]
+    resources = [json.dumps(r) for r in glue["Resource"]]
+    db = aws_stage.glue_database
+    assert [r.split(":")[-1].rstrip('"]}') for r in resources] == [
+        "catalog",
+        f"database/{db}",
+        *(f"table/{db}/{t.name}" for t in lake_tables()),
+    ]
+    # The tables exist before the lake writer runs.
+    processing = synthesised.pipelines[aws_stage.name].stacks["processing"]
+    assert synthesised.pipelines[aws_stage.name].stacks["warehouse"] in processing.dependencies
+
+
 def test_athena_results_and_redshift_are_encrypted_and_private(
     synthesised: Synthesised, aws_stage: Stage
 ) -> None:
@@ -433,6 +468,8 @@ def test_dashboard_covers_every_stage(synthesised: Synthesised, aws_stage: Stage
 
 # Actions that have no resource-level permissions in IAM: `*` is the only possible resource.
 RESOURCELESS_ACTIONS = {"cloudwatch:PutMetricData", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# Data API statement ids are not IAM resources either: `*` only with the owner condition (own statements).
+OWN_STATEMENTS = {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}}
 
 
 def _policy_statements(synthesised: Synthesised) -> list[tuple[str, dict[str, Any]]]:
@@ -450,7 +487,9 @@ def test_iam_grants_name_their_resources(synthesised: Synthesised) -> None:
     star = [
         (where, s["Action"])
         for where, s in statements
-        if s["Resource"] == "*" and not set(_list(s["Action"])) <= RESOURCELESS_ACTIONS
+        if s["Resource"] == "*"
+        and not set(_list(s["Action"])) <= RESOURCELESS_ACTIONS
+        and not (s["Action"] == "redshift-data:DescribeStatement" and s.get("Condition") == OWN_STATEMENTS)
     ]
     assert star == []
     kinesis = [s for _, s in statements if any(a.startswith("kinesis:") for a in _list(s["Action"]))]

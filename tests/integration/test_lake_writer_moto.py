@@ -1,4 +1,5 @@
-"""The lake writer Lambda against moto S3: retries overwrite, old partitions read with the new schema."""
+"""The lake writer Lambda against moto S3 and Glue: retries overwrite, old partitions read with the new
+schema, every partition written is registered in the Glue Data Catalog (what Redshift Spectrum reads)."""
 
 import base64
 import copy
@@ -9,11 +10,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+from botocore.exceptions import ClientError
 
 from pipeline.aws import client
 from pipeline.config import REPO_ROOT, stage
 from pipeline.contract import contract
 from pipeline.lake.arrow_types import arrow_schema
+from pipeline.lake.catalog import create_tables
 from pipeline.lake.store import s3_lake
 from pipeline.lake.writer import parquet_bytes
 from pipeline.warehouse.engine import LocalWarehouse
@@ -87,9 +91,15 @@ def load_handler() -> Any:
     return module.handler
 
 
+def create_lake() -> None:
+    """The lake bucket and the Glue tables (moto's CloudFormation skips Glue, as `pipeline up` knows)."""
+    client("s3").create_bucket(Bucket=stage().lake_bucket)
+    create_tables(client("glue"), stage())
+
+
 def test_a_retried_batch_overwrites_the_same_object(moto_endpoint: str) -> None:
     s3 = client("s3")
-    s3.create_bucket(Bucket=stage().lake_bucket)
+    create_lake()
     handler = load_handler()
     event = lambda_event([page_view("e-1", T, load_time_ms=10), page_view("e-2", T + 1000, load_time_ms=20)])
 
@@ -108,7 +118,7 @@ def test_a_retried_batch_overwrites_the_same_object(moto_endpoint: str) -> None:
 
 
 def test_v1_and_v2_partitions_read_together(moto_endpoint: str) -> None:
-    client("s3").create_bucket(Bucket=stage().lake_bucket)
+    create_lake()
     lake = s3_lake()
     # What the writer made while page_view v1 was the newest schema: no load_time_ms column at all.
     c = contract()
@@ -127,3 +137,67 @@ def test_v1_and_v2_partitions_read_together(moto_endpoint: str) -> None:
     )
     assert result.rows == [("old-1", "/old", None, "2025-11-25"), ("new-1", "/home", 812, "2025-11-26")]
     assert LocalWarehouse(lake).query("SELECT COUNT(*) FROM events").rows == [(2,)]
+
+
+def add_to_cart(event_id: str, event_time: int) -> dict[str, Any]:
+    row = page_view(event_id, event_time)
+    payload = {"product_id": "sku-1", "quantity": 1, "unit_price_minor": 100, "currency": "EUR"}
+    return {**row, "event_type": "add_to_cart", "schema_version": 1, "payload": payload}
+
+
+def partitions(table: str) -> list[tuple[list[str], str]]:
+    got = client("glue").get_partitions(DatabaseName=stage().glue_database, TableName=table)["Partitions"]
+    return sorted((p["Values"], p["StorageDescriptor"]["Location"]) for p in got)
+
+
+def test_every_partition_written_is_registered_once_in_glue(moto_endpoint: str) -> None:
+    create_lake()
+    handler = load_handler()
+    hour = 3_600_000
+    unknown = {**page_view("bad-1", T), "event_type": "no_such_type"}
+    event = lambda_event(
+        [
+            page_view("p-1", T),
+            page_view("p-2", T + 60_000),
+            page_view("p-3", T + hour),
+            add_to_cart("c-1", T + 30_000),
+            unknown,
+        ]
+    )
+
+    handler(event, CONTEXT)
+    handler(event, CONTEXT)  # the mapping's retry: same objects, nothing new to register
+    load_handler()(event, CONTEXT)  # a new Lambda instance: AlreadyExists from Glue is success
+
+    bucket = f"s3://{stage().lake_bucket}"
+    events = f"{bucket}/curated/events"
+    assert partitions("events_page_view") == [
+        (["2025-11-26", "10"], f"{events}/event_type=page_view/event_date=2025-11-26/event_hour=10/"),
+        (["2025-11-26", "11"], f"{events}/event_type=page_view/event_date=2025-11-26/event_hour=11/"),
+    ]
+    assert partitions("events_add_to_cart") == [
+        (["2025-11-26", "10"], f"{events}/event_type=add_to_cart/event_date=2025-11-26/event_hour=10/")
+    ]
+    assert partitions("bad_rows") == [(["2025-11-26"], f"{bucket}/bad/failed_date=2025-11-26/")]
+    for table in ("events_click", "events_purchase", "events_app_log", "events_sensor_reading", "metrics"):
+        assert partitions(table) == []
+    # Each partition's storage descriptor is the table's, at the partition's prefix.
+    glue = client("glue")
+    table = glue.get_table(DatabaseName=stage().glue_database, Name="events_page_view")["Table"]
+    [first, _] = glue.get_partitions(DatabaseName=stage().glue_database, TableName="events_page_view")[
+        "Partitions"
+    ]
+    assert {**first["StorageDescriptor"], "Location": ""} == {**table["StorageDescriptor"], "Location": ""}
+    # Every object written lies under a registered partition's location.
+    keys = [o["Key"] for o in client("s3").list_objects_v2(Bucket=stage().lake_bucket)["Contents"]]
+    locations = [
+        loc for t in ("events_page_view", "events_add_to_cart", "bad_rows") for _, loc in partitions(t)
+    ]
+    assert len(keys) == 4
+    assert all(sum(f"{bucket}/{key}".startswith(loc) for loc in locations) == 1 for key in keys)
+
+
+def test_a_batch_fails_when_its_partitions_cannot_be_registered(moto_endpoint: str) -> None:
+    client("s3").create_bucket(Bucket=stage().lake_bucket)  # no Glue tables: a misconfigured stage
+    with pytest.raises(ClientError, match="EntityNotFoundException"):
+        load_handler()(lambda_event([page_view("p-1", T)]), CONTEXT)

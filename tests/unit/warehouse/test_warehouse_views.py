@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
+from pipeline.contract import contract
 from pipeline.lake.store import local_lake
 from pipeline.lake.writer import kinesis_batch, lake_objects
+from pipeline.warehouse.ddl import REDSHIFT_EVENTS, WAREHOUSE_DIR
 from pipeline.warehouse.engine import LocalWarehouse
 
 T = 1764151200000  # 2025-11-26T10:00:00Z
@@ -264,3 +268,29 @@ def test_redshift_dialect_runs_on_the_same_tables(warehouse: LocalWarehouse) -> 
 
 def test_unknown_lake_directory_reads_as_empty_tables(tmp_path: Path) -> None:
     assert LocalWarehouse(local_lake(tmp_path)).query("SELECT COUNT(*) FROM events").rows == [(0,)]
+
+
+def test_redshift_events_view_over_spectrum_gives_the_athena_rows(warehouse: LocalWarehouse) -> None:
+    """The shipped Redshift view, run on the same tables standing in for the Spectrum schema `lake`."""
+    con = warehouse.con
+    con.execute("CREATE SCHEMA IF NOT EXISTS lake")
+    for event_type in contract().event_types:
+        con.execute(f"CREATE OR REPLACE TABLE lake.events_{event_type} AS SELECT * FROM events_{event_type}")
+    drop, view = sqlglot.parse((WAREHOUSE_DIR / REDSHIFT_EVENTS).read_text(), read="redshift")
+    assert (
+        isinstance(drop, exp.Drop)
+        and drop.sql("redshift", comments=False) == "DROP VIEW IF EXISTS events CASCADE"
+    )
+    assert isinstance(view, exp.Create) and view.args["no_schema_binding"]  # Spectrum needs late binding
+    view.set("this", exp.to_table("redshift_events"))
+    view.set("no_schema_binding", False)  # DuckDB has no late-binding views
+    view.set("properties", exp.Properties(expressions=[exp.TemporaryProperty()]))
+    con.execute(view.sql(dialect="duckdb"))
+
+    redshift = warehouse.query("SELECT * FROM redshift_events ORDER BY event_id")
+    athena = warehouse.query("SELECT * FROM events ORDER BY event_id")
+    assert redshift.columns == athena.columns
+    assert redshift.rows == athena.rows
+    assert len(redshift.rows) == 14  # 16 stored rows, a4 and r2 stored twice
+    [(arrival,)] = warehouse.query("SELECT arrival_time FROM redshift_events WHERE event_id = 'a4'").rows
+    assert arrival == at(3 * MIN + 500)  # the first arrival wins here too

@@ -12,15 +12,14 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline.enrich.service import Enricher, run_invocation
+from pipeline.enrich.service import Enricher, KinesisRecordProcessor, run_invocation
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "enricher"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "rta/enricher"))
 tracer = Tracer()
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
+processor = KinesisRecordProcessor(raise_on_entire_batch_failure=False)
 
 
 @cache

@@ -11,6 +11,7 @@ import io
 import re
 import uuid
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -20,11 +21,11 @@ import orjson
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
-from pipeline.contract.avro_reader import Decoder, compile_reader
+from pipeline.contract.avro_reader import Decoder, compile_reader, reader_namespace, reader_statements
 from pipeline.contract.errors import BadRowReason, DecodeError
 from pipeline.contract.schemas import Contract, SchemaVersion, contract
 from pipeline.contract.upcast import Unsupported, Upcaster, compile_upcaster
-from pipeline.contract.validate import Check, NotCompiled, compile_check
+from pipeline.contract.validate import Check, NotCompiled, check_expression, check_namespace, compile_check
 
 MAX_RECORD_BYTES = 1_048_576  # Kinesis data blob limit (1 MiB)
 MIN_EVENT_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -34,6 +35,7 @@ GLUE_HEADER_VERSION = 3
 GLUE_COMPRESSION_NONE = 0
 GLUE_COMPRESSION_ZLIB = 5
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+_GLUE_FIRST_BYTE = bytes([GLUE_HEADER_VERSION])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
@@ -48,6 +50,10 @@ class Decoded(NamedTuple):  # immutable, and half the cost of a frozen dataclass
     event: dict[str, Any]  # conforms to the newest version of its type; event_time in epoch millis
     writer: SchemaVersion
     wire_format: WireFormat
+
+
+# What NamedTuple's generated __new__ calls, minus its Python frame (half the cost of `Decoded(...)`).
+_new_tuple = tuple.__new__
 
 
 def to_millis(value: datetime | int) -> int:
@@ -95,30 +101,47 @@ def decode(data: bytes, the_contract: Contract | None = None) -> Decoded:
     c = the_contract or contract()
     if len(data) > MAX_RECORD_BYTES:
         raise DecodeError(BadRowReason.OVERSIZE, f"record is {len(data)} bytes, limit {MAX_RECORD_BYTES}")
-    if data[:1] == bytes([GLUE_HEADER_VERSION]) and len(data) >= 18:
+    first = data[:1]
+    if first == b"{":  # neither header's first byte: JSON, the common case, tested first
+        return _decode_json(data, c)
+    if first == _GLUE_FIRST_BYTE and len(data) >= 18:
+        # A header seen before (uncompressed, registered): its writer and fused decode at once.
+        plan = c.decode_plans.get(data[:18])
+        if plan is not None and (event := plan[1](data, 18)) is not None:
+            return _new_tuple(Decoded, (event, plan[0], WireFormat.AVRO_GLUE))
         return _decode_glue(data, c)
     if data[:2] == SINGLE_OBJECT_MAGIC:
+        plan = c.decode_plans.get(data[:10])
+        if plan is not None and (event := plan[1](data, 10)) is not None:
+            return _new_tuple(Decoded, (event, plan[0], WireFormat.AVRO_SINGLE_OBJECT))
         return _decode_single_object(data, c)
     return _decode_json(data, c)
 
 
 def _decode_glue(data: bytes, c: Contract) -> Decoded:
-    compression, version_id = data[1], _uuid_of(data[2:18])
-    sv = c.by_uuid.get(version_id)
+    compression = data[1]
+    sv = c.by_uuid_bytes.get(data[2:18])
     if sv is None:
         raise DecodeError(
-            BadRowReason.UNKNOWN_SCHEMA_VERSION, f"Glue schema version id {version_id} is not registered"
+            BadRowReason.UNKNOWN_SCHEMA_VERSION,
+            f"Glue schema version id {_uuid_of(data[2:18])} is not registered",
         )
-    body = data[18:]
+    if compression == GLUE_COMPRESSION_NONE:
+        fast = _avro_plan(sv, c.latest_by_type[sv.event_type]).fast
+        if fast is not None:
+            c.decode_plans[data[:18]] = (sv, fast)
+            if (event := fast(data, 18)) is not None:
+                return _new_tuple(Decoded, (event, sv, WireFormat.AVRO_GLUE))
+    body, start = data, 18
     if compression == GLUE_COMPRESSION_ZLIB:
         try:
-            body = zlib.decompress(body)
+            body, start = zlib.decompress(data[18:]), 0
         except zlib.error as exc:
             raise DecodeError(BadRowReason.UNPARSEABLE, f"zlib body does not inflate: {exc}") from None
     elif compression != GLUE_COMPRESSION_NONE:
         raise DecodeError(BadRowReason.UNPARSEABLE, f"unknown Glue compression byte {compression}")
-    reader = c.latest(sv.event_type)
-    return _finish(_read_avro(body, sv, reader), sv, WireFormat.AVRO_GLUE, c, reader.version)
+    reader = c.latest_by_type[sv.event_type]
+    return _finish(_read_avro(body, sv, reader, start), sv, WireFormat.AVRO_GLUE, c, reader.version)
 
 
 def _decode_single_object(data: bytes, c: Contract) -> Decoded:
@@ -126,8 +149,13 @@ def _decode_single_object(data: bytes, c: Contract) -> Decoded:
     sv = c.by_fingerprint.get(fp)
     if sv is None:
         raise DecodeError(BadRowReason.UNKNOWN_SCHEMA_VERSION, f"no schema has fingerprint {fp[::-1].hex()}")
-    reader = c.latest(sv.event_type)
-    return _finish(_read_avro(data[10:], sv, reader), sv, WireFormat.AVRO_SINGLE_OBJECT, c, reader.version)
+    reader = c.latest_by_type[sv.event_type]
+    fast = _avro_plan(sv, reader).fast
+    if fast is not None:
+        c.decode_plans[data[:10]] = (sv, fast)
+        if (event := fast(data, 10)) is not None:
+            return _new_tuple(Decoded, (event, sv, WireFormat.AVRO_SINGLE_OBJECT))
+    return _finish(_read_avro(data, sv, reader, 10), sv, WireFormat.AVRO_SINGLE_OBJECT, c, reader.version)
 
 
 @lru_cache(maxsize=1024)
@@ -138,6 +166,7 @@ def _uuid_of(raw: bytes) -> uuid.UUID:
 _ENVELOPE_LOGICAL = {"event_id": "uuid", "event_time": "timestamp-millis"}
 _RAW_SCHEMAS: dict[bytes, Any] = {}
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_CANONICAL_UUID_MATCH = _CANONICAL_UUID.match
 
 
 def _raw_schema(sv: SchemaVersion) -> Any:
@@ -161,21 +190,6 @@ def _raw_definition(sv: SchemaVersion) -> dict[str, Any]:
 _RAW_DECODERS: dict[bytes, Decoder | None] = {}
 
 
-def _read_compiled(body: bytes, writer: SchemaVersion) -> Any:
-    """`body` read as `_raw_schema(writer)` by the compiled decoder (avro_reader), or None when the
-    decoder does not exist or gives up: then fastavro reads it and names what is wrong."""
-    if writer.fingerprint not in _RAW_DECODERS:
-        _RAW_DECODERS[writer.fingerprint] = _raw_decoder(writer)
-    decoder = _RAW_DECODERS[writer.fingerprint]
-    if decoder is None:
-        return None
-    try:
-        record, end = decoder(body)
-    except Exception:  # Unreadable, IndexError past the end, UnicodeDecodeError: fastavro's call
-        return None
-    return record if end == len(body) else None
-
-
 def _raw_decoder(writer: SchemaVersion) -> Decoder | None:
     try:
         return compile_reader(_raw_definition(writer))
@@ -197,13 +211,98 @@ def _canonical_event_id(record: dict[str, Any], writer: SchemaVersion) -> None:
         ) from None
 
 
-def _read_avro(body: bytes, writer: SchemaVersion, reader: SchemaVersion) -> dict[str, Any]:
-    # Newest writer: read plain (fastavro deep-compares the two schemas first otherwise). Older: read
-    # plain and resolve with the compiled upcaster, or let fastavro resolve when none compiles.
-    upcast = None if writer.version == reader.version else upcaster(writer, reader)
-    plain = writer.version == reader.version or upcast is not None
-    record = _read_compiled(body, writer) if plain else None
+class _AvroPlan(NamedTuple):
+    """How bodies of one writer are read as one reader: looked up once per event, not pieced together."""
+
+    plain: bool  # read as the writer (then upcast if needed), not resolved by fastavro
+    decoder: Decoder | None  # the compiled raw decoder, when plain and it compiles
+    upcast: Upcaster | None  # writer -> reader, None when the versions are the same or fastavro resolves
+    fast: FastRead | None  # the whole decode of a regular body in one function (see `_compile_fast_read`)
+
+
+# (the whole record, Glue or single-object, and where its uncompressed Avro body starts) -> the decoded
+# event, or None for anything irregular: then the step-by-step path decides, with its error text.
+FastRead = Callable[[bytes, int], "dict[str, Any] | None"]
+
+
+def _compile_fast_read(
+    writer: SchemaVersion, reader: SchemaVersion, upcast: Upcaster | None
+) -> FastRead | None:
+    """`_read_avro` + `_finish` for a body that needs none of their fallbacks, as one generated
+    function: the compiled raw read, then the same checks in the same order (canonical event_id,
+    upcast, event_type, event_time range, newest schema_version). Each frame and lookup it saves is
+    ~0.1 us on a ~5 us decode. Returns None (never raises) when the step-by-step path must decide."""
+    namespace = reader_namespace()
+    try:
+        lines, result = reader_statements(_raw_definition(writer), 2, namespace, end_checked=True)
+    except NotImplementedError:
+        return None
+    namespace.update(
+        _uuid_match=_CANONICAL_UUID_MATCH,
+        _upcast=upcast,
+        _EVENT_TYPE=writer.event_type,
+        _LATEST=reader.version,
+        _MIN=MIN_EVENT_TIME_MS,
+        _MAX=MAX_EVENT_TIME_MS,
+    )
+    source = "\n".join(
+        [
+            "def fast_read(b, p):",
+            "    n = len(b)",
+            "    try:",
+            *lines,
+            "        if p != n:",
+            "            return None",
+            f"        r = {result}",
+            "        if not _uuid_match(r['event_id']):",
+            "            return None",
+            *(["        r = _upcast(r)"] if upcast is not None else []),
+            "        if r['event_type'] != _EVENT_TYPE or not _MIN <= r['event_time'] < _MAX:",
+            "            return None",
+            "        r['schema_version'] = _LATEST",
+            "        return r",
+            "    except Exception:",
+            "        return None",
+        ]
+    )
+    exec(compile(source, f"<avro fast read {writer.id}>", "exec"), namespace)
+    fast: FastRead = namespace["fast_read"]
+    return fast
+
+
+_AVRO_PLANS: dict[tuple[bytes, bytes], _AvroPlan] = {}
+
+
+def _avro_plan(writer: SchemaVersion, reader: SchemaVersion) -> _AvroPlan:
+    key = (writer.fingerprint, reader.fingerprint)
+    plan = _AVRO_PLANS.get(key)
+    if plan is None:
+        # Newest writer: read plain (fastavro deep-compares the two schemas first otherwise). Older: read
+        # plain and resolve with the compiled upcaster, or let fastavro resolve when none compiles.
+        upcast = None if writer.version == reader.version else upcaster(writer, reader)
+        plain = writer.version == reader.version or upcast is not None
+        if plain and writer.fingerprint not in _RAW_DECODERS:
+            _RAW_DECODERS[writer.fingerprint] = _raw_decoder(writer)
+        decoder = _RAW_DECODERS[writer.fingerprint] if plain else None
+        fast = _compile_fast_read(writer, reader, upcast) if decoder is not None else None
+        plan = _AVRO_PLANS[key] = _AvroPlan(plain, decoder, upcast, fast)
+    return plan
+
+
+def _read_avro(data: bytes, writer: SchemaVersion, reader: SchemaVersion, start: int = 0) -> dict[str, Any]:
+    """The Avro body `data[start:]` (not copied out on the fast path) read as `reader`."""
+    plain, decoder, upcast, _ = _avro_plan(writer, reader)
+    record = None
+    if decoder is not None:
+        try:
+            record, end = decoder(data, start)
+        except Exception:  # Unreadable, IndexError past the end, UnicodeDecodeError: fastavro's call
+            record = None
+        else:
+            if end != len(data):
+                record = None
     if record is None:  # an older writer fastavro must resolve, or a body the fast path left to fastavro
+        body = data[start:] if start else data
         stream = io.BytesIO(body)
         try:
             if plain:
@@ -220,8 +319,9 @@ def _read_avro(body: bytes, writer: SchemaVersion, reader: SchemaVersion) -> dic
             )
     if not isinstance(record, dict):
         raise DecodeError(BadRowReason.UNPARSEABLE, f"Avro body of {writer.id} is not a record")
-    if writer.version == reader.version or upcast is not None:
-        _canonical_event_id(record, writer)
+    if plain:
+        if not _CANONICAL_UUID_MATCH(record["event_id"]):
+            _canonical_event_id(record, writer)
         if upcast is not None:
             record = upcast(record)
     else:
@@ -242,6 +342,12 @@ def _decode_json(data: bytes, c: Contract) -> Decoded:
         raise DecodeError(
             BadRowReason.UNPARSEABLE, f"neither JSON nor Avro with a known header: {exc}"
         ) from None
+    if type(event) is dict:  # a version seen before: its writer and fused decode at once
+        event_type, version = event.get("event_type"), event.get("schema_version")
+        if type(event_type) is str and type(version) is int:  # hashable, and no bool for an int
+            plan = c.decode_plans.get((event_type, version))
+            if plan is not None and (done := plan[1](event)) is not None:
+                return _new_tuple(Decoded, (done, plan[0], WireFormat.JSON))
     if not isinstance(event, dict):
         raise DecodeError(
             BadRowReason.SCHEMA_VIOLATION, f"expected a JSON object, got {type(event).__name__}", "$"
@@ -264,6 +370,14 @@ def _decode_json(data: bytes, c: Contract) -> Decoded:
         raise DecodeError(
             BadRowReason.UNKNOWN_SCHEMA_VERSION, f"{event_type} has no v{version} (known: {sorted(chain)})"
         )
+    latest = c.latest_by_type[event_type]
+    fast = _JSON_FAST.get((writer.fingerprint, latest.fingerprint), _NOT_COMPILED)
+    if fast is _NOT_COMPILED:
+        fast = _JSON_FAST[(writer.fingerprint, latest.fingerprint)] = _compile_fast_json(writer, latest)
+    if fast is not None:
+        c.decode_plans[(event_type, version)] = (writer, fast)
+        if (done := fast(event)) is not None:
+            return _new_tuple(Decoded, (done, writer, WireFormat.JSON))
     try:
         # raise_errors=True builds an exception per rejected union branch (12x slower on valid rows):
         # check cheaply first, and ask for the failing field only when the row is bad.
@@ -282,7 +396,6 @@ def _decode_json(data: bytes, c: Contract) -> Decoded:
         ) from None
     # JSON carries extra keys through validation; resolution to the newest version drops them, as
     # readers would: with the compiled upcaster, else with an Avro round trip through fastavro.
-    latest = c.latest(event_type)
     if writer.version != latest.version or len(event) != len(writer.definition["fields"]):
         upcast = upcaster(writer, latest)
         if upcast is not None:
@@ -296,6 +409,59 @@ def _decode_json(data: bytes, c: Contract) -> Decoded:
 
 
 _JSON_CHECKS: dict[bytes, Check | None] = {}
+# A validated JSON event of the writer, resolved to the reader, or None: then the step-by-step path.
+FastJson = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+_JSON_FAST: dict[tuple[bytes, bytes], FastJson | None] = {}
+_NOT_COMPILED: Any = object()
+
+
+def _compile_fast_json(writer: SchemaVersion, reader: SchemaVersion) -> FastJson | None:
+    """The rest of `_decode_json` for an event the compiled check accepts, as one generated function:
+    the check inline, the upcast when the version is older or there are extra keys, the event_time
+    range and the newest schema_version (what `_finish` does). Returns None, with `event` untouched,
+    whenever the step-by-step path must decide (fastavro's verdict, an error and its text)."""
+    namespace = check_namespace()
+    try:
+        check = check_expression(writer.definition, "d", namespace)
+    except NotCompiled:
+        return None
+    upcast = upcaster(writer, reader) if writer.version != reader.version else None
+    if writer.version != reader.version and upcast is None:
+        return None
+    if upcast is None:  # same version: only extra keys need resolving (dropping them), rare
+        resolve = [
+            f"        if len(d) != {len(writer.definition['fields'])}:",
+            "            if _extra is None:",
+            "                return None",
+            "            d = _extra(d)",
+        ]
+    else:
+        resolve = ["        d = _upcast(d)"]
+    namespace.update(
+        _upcast=upcast,
+        _extra=upcaster(writer, reader) if upcast is None else None,
+        _LATEST=reader.version,
+        _MIN=MIN_EVENT_TIME_MS,
+        _MAX=MAX_EVENT_TIME_MS,
+    )
+    source = "\n".join(
+        [
+            "def fast_json(d):",
+            "    try:",
+            f"        if not {check}:",
+            "            return None",
+            *resolve,
+            "        if not _MIN <= d['event_time'] < _MAX:",
+            "            return None",
+            "        d['schema_version'] = _LATEST",
+            "        return d",
+            "    except Exception:",
+            "        return None",
+        ]
+    )
+    exec(compile(source, f"<json fast decode {writer.id}>", "exec"), namespace)
+    fast: FastJson = namespace["fast_json"]
+    return fast
 
 
 def json_check(writer: SchemaVersion) -> Check | None:
@@ -337,7 +503,7 @@ def _finish(
             field="event_time",
         )
     event["schema_version"] = c.latest(writer.event_type).version if latest is None else latest
-    return Decoded(event, writer, wire_format)
+    return _new_tuple(Decoded, (event, writer, wire_format))
 
 
 def _field_path(fastavro_field: str | None, event_type: str) -> str:

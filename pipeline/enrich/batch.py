@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import aws_kinesis_agg
 import orjson
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from pybase64 import b64decode
 
 from pipeline.contract import BadRowReason, DecodeError, check_event_time_skew, decode
 from pipeline.enrich.bad_rows import DeadLetterQueue, RecordOrigin, make_bad_row
@@ -25,6 +27,17 @@ from pipeline.produce.kinesis import PutResult
 from pipeline.produce.kpl import DeaggregationError, deaggregate
 
 KPL_MAGIC = aws_kinesis_agg.MAGIC
+
+
+def _b64decode(text: str) -> bytes:
+    """What `binascii.a2b_base64` gives (bytes, or the same error), at a third of its cost: the stdlib
+    decoder takes ~1 us for a 300-byte record, 7 % of the budget. pybase64's strict mode accepts only
+    canonical base64 (all Lambda sends), which both decode alike; anything else gets the stdlib's
+    lenient reading, so even malformed input decodes exactly as before."""
+    try:
+        return b64decode(text, validate=True)
+    except ValueError:  # binascii.Error
+        return a2b_base64(text)
 
 
 @lru_cache(maxsize=64)
@@ -91,63 +104,90 @@ class EnrichBatch:
         self._events_in = 0
         self._deaggregated = 0
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Stage one Lambda Kinesis record (the event's `Records[i]`). If it raises, nothing of the
-        record stays staged: the caller reports it as a batch item failure and it comes back whole."""
-        marks = (
-            len(self._sequence_numbers),
-            len(self._good),
-            len(self._bad),
-            self._events_in,
-            self._deaggregated,
-        )
-        try:
-            self._add(record)
-        except Exception:
-            del self._sequence_numbers[marks[0] :], self._good[marks[1] :], self._good_input[marks[1] :]
-            del self._bad[marks[2] :], self._bad_input[marks[2] :]
-            self._events_in, self._deaggregated = marks[3], marks[4]
-            raise
+    def add(self, record: dict[str, Any] | KinesisStreamRecord) -> None:
+        """Stage one Lambda Kinesis record (the event's `Records[i]`, or Powertools' data class of it:
+        this is the processor's record handler as it is). If it raises, nothing of the record stays
+        staged: the caller reports it as a batch item failure and it comes back whole.
 
-    def _add(self, record: dict[str, Any]) -> None:
+        Everything that can raise runs before the first append (no rollback to pay for per record),
+        and the plain record, the common case, is decoded and enriched inline: each call saved is
+        ~0.1 us of a ~15 us budget."""
+        if not isinstance(record, dict):
+            record = record.raw_event
         kinesis = record["kinesis"]
-        index = len(self._sequence_numbers)
         sequence_number = kinesis["sequenceNumber"]
-        self._sequence_numbers.append(sequence_number)
         arrival_ms = round(float(kinesis["approximateArrivalTimestamp"]) * 1000)
-        data = a2b_base64(kinesis["data"])  # what base64.b64decode does, minus its argument juggling
+        data = _b64decode(kinesis["data"])
         partition_key = kinesis["partitionKey"]
-        if not data.startswith(KPL_MAGIC):  # the common case: skip the de-aggregator's per-record checks
-            self._events_in += 1
-            self._stage_user_record(data, index, arrival_ms, record, None, partition_key)
+        if data.startswith(KPL_MAGIC):
+            self._add_aggregate(record, data, sequence_number, arrival_ms, partition_key)
             return
+        index = len(self._sequence_numbers)
+        try:
+            decoded = self._decode(data)
+            event = decoded.event
+            if event["event_time"] - arrival_ms > self._tolerance_ms:  # rare: then say why
+                check_event_time_skew(event["event_time"], arrival_ms, self._tolerance_s)
+        except DecodeError as exc:
+            origin = _origin(record, None, partition_key, arrival_ms)
+            row = make_bad_row(exc.reason, exc.detail, exc.field, data, origin)
+            self._sequence_numbers.append(sequence_number)
+            self._events_in += 1
+            self._bad.append(row)
+            self._bad_input.append(index)
+            return
+        enrich(event, decoded.writer.version, arrival_ms, self._pseudonymiser)
+        good = (event["event_id"], orjson.dumps(event))
+        self._sequence_numbers.append(sequence_number)
+        self._events_in += 1
+        self._good.append(good)
+        self._good_input.append(index)
+
+    def _add_aggregate(
+        self, record: dict[str, Any], data: bytes, sequence_number: str, arrival_ms: int, partition_key: str
+    ) -> None:
+        """A record that starts with the KPL magic: its user records, or one bad row when it does not
+        unpack. Staged all together after every user record is done."""
+        index = len(self._sequence_numbers)
+        good: list[tuple[str, bytes]] = []
+        bad: list[dict[str, Any]] = []
         try:
             user_records = deaggregate([record])
         except DeaggregationError as exc:
-            self._events_in += 1
             origin = _origin(record, None, partition_key, arrival_ms)
-            self._stage_bad(
-                make_bad_row(BadRowReason.UNPARSEABLE, f"KPL aggregate: {exc.detail}", None, data, origin),
-                index,
+            bad.append(
+                make_bad_row(BadRowReason.UNPARSEABLE, f"KPL aggregate: {exc.detail}", None, data, origin)
             )
-            return
+            user_records = []
+            events_in = 1
+        else:
+            events_in = len(user_records)
         aggregated = user_records[0].sub_sequence_number is not None if user_records else False
-        self._events_in += len(user_records)
-        self._deaggregated += len(user_records) if aggregated else 0
         for user in user_records:
-            self._stage_user_record(
-                user.data, index, arrival_ms, record, user.sub_sequence_number, user.partition_key
+            staged = self._stage_user_record(
+                user.data, arrival_ms, record, user.sub_sequence_number, user.partition_key
             )
+            if isinstance(staged, tuple):
+                good.append(staged)
+            else:
+                bad.append(staged)
+        self._sequence_numbers.append(sequence_number)
+        self._events_in += events_in
+        self._deaggregated += events_in if aggregated else 0
+        self._good += good
+        self._good_input += [index] * len(good)
+        self._bad += bad
+        self._bad_input += [index] * len(bad)
 
     def _stage_user_record(
         self,
         data: bytes,
-        index: int,
         arrival_ms: int,
         record: dict[str, Any],
         subsequence_number: int | None,
         partition_key: str,
-    ) -> None:
+    ) -> tuple[str, bytes] | dict[str, Any]:
+        """(event_id, enriched JSON) of a good user record, or its bad row."""
         try:
             decoded = self._decode(data)
             event = decoded.event
@@ -155,15 +195,9 @@ class EnrichBatch:
                 check_event_time_skew(event["event_time"], arrival_ms, self._tolerance_s)
         except DecodeError as exc:
             origin = _origin(record, subsequence_number, partition_key, arrival_ms)
-            self._stage_bad(make_bad_row(exc.reason, exc.detail, exc.field, data, origin), index)
-            return
+            return make_bad_row(exc.reason, exc.detail, exc.field, data, origin)
         enrich(event, decoded.writer.version, arrival_ms, self._pseudonymiser)
-        self._good.append((event["event_id"], orjson.dumps(event)))
-        self._good_input.append(index)
-
-    def _stage_bad(self, row: dict[str, Any], index: int) -> None:
-        self._bad.append(row)
-        self._bad_input.append(index)
+        return event["event_id"], orjson.dumps(event)
 
     def deliver(self) -> BatchOutcome:
         """Put the enriched events, send the bad rows, and name the input records left undelivered."""

@@ -39,7 +39,6 @@ class GeoInfo(NamedTuple):
     as_name: str | None
 
 
-_NO_UA = UserAgentInfo(None, None, None, None, False)
 _NO_GEO = GeoInfo(None, None, None)
 
 
@@ -86,16 +85,57 @@ class Pseudonymiser:
         return hmac.digest(self._key, value.encode(), "sha256").hex()
 
 
+# The enrichment fields that depend only on the user agent / only on the client IP, as ready dicts:
+# merged into each event's `enrichment` with two C-level updates instead of nine attribute reads.
+_NO_UA_FIELDS: dict[str, Any] = {
+    "ua_family": None,
+    "ua_major": None,
+    "os_family": None,
+    "device_family": None,
+    "is_bot": False,
+}
+_NO_GEO_FIELDS: dict[str, Any] = {
+    "country": None,
+    "asn": None,
+    "as_name": None,
+    "enricher_version": ENRICHER_VERSION,
+}
+
+
+@lru_cache(maxsize=16_384)
+def _user_agent_fields(user_agent: str) -> dict[str, Any]:  # never mutated: shared by every hit
+    ua = user_agent_info(user_agent)
+    return {
+        "ua_family": ua.ua_family,
+        "ua_major": ua.ua_major,
+        "os_family": ua.os_family,
+        "device_family": ua.device_family,
+        "is_bot": ua.is_bot,
+    }
+
+
+@lru_cache(maxsize=65_536)
+def _geo_fields(ip: str) -> dict[str, Any]:  # never mutated: shared by every hit
+    geo = geo_info(ip)
+    return {
+        "country": geo.country,
+        "asn": geo.asn,
+        "as_name": geo.as_name,
+        "enricher_version": ENRICHER_VERSION,
+    }
+
+
 def enrich(
     event: dict[str, Any], writer_version: int, arrival_ms: int, pseudonymiser: Pseudonymiser
 ) -> dict[str, Any]:
     """The enriched event (docs/data-contracts.md "Enriched event"); `event` is changed in place."""
     user_agent = event.get("user_agent")
-    ua = user_agent_info(user_agent) if user_agent else _NO_UA
     ip = event.get("ip")
-    geo = geo_info(ip) if ip else _NO_GEO
     if ip:
+        geo = _geo_fields(ip)
         event["ip"] = pseudonymiser.pseudonym(ip)
+    else:
+        geo = _NO_GEO_FIELDS
     user_id = event.get("user_id")
     if user_id:
         event["user_id"] = pseudonymiser.pseudonym(user_id)
@@ -103,14 +143,7 @@ def enrich(
         "arrival_time": arrival_ms,
         "event_time_skew_ms": arrival_ms - event["event_time"],
         "writer_version": writer_version,
-        "ua_family": ua.ua_family,
-        "ua_major": ua.ua_major,
-        "os_family": ua.os_family,
-        "device_family": ua.device_family,
-        "is_bot": ua.is_bot,
-        "country": geo.country,
-        "asn": geo.asn,
-        "as_name": geo.as_name,
-        "enricher_version": ENRICHER_VERSION,
+        **(_user_agent_fields(user_agent) if user_agent else _NO_UA_FIELDS),
+        **geo,
     }
     return event

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.base import FailureResponse, SuccessResponse
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from pipeline.aws import client
 from pipeline.config import stage
@@ -69,6 +72,34 @@ class Enricher:
         return EnrichBatch(self.writer, self.dlq, self.pseudonymiser, self.future_tolerance_s)
 
 
+class KinesisRecordProcessor(BatchProcessor):
+    """Powertools' BatchProcessor for Kinesis, handing the record handler the raw record dict.
+
+    The stock `_process_record` wraps every record in its data class (`_to_batch_type`: a lookup keyed
+    by an Enum, whose hash is Python code) and calls the handler and `success_handler` with keywords:
+    ~1 us a record, 6 % of the enricher's budget, for a wrapper the handler unwraps at once. This is the
+    processor extension Powertools documents ("create your own partial processor": `_process_record`);
+    success and failure tracking, the partial batch response and `raise_on_entire_batch_failure` stay
+    Powertools' own. A failed record is wrapped as usual, so failure collection reads its sequence number
+    as before. No `model` (Pydantic parsing) support: the enricher does not use one.
+    """
+
+    def __init__(self, raise_on_entire_batch_failure: bool = True) -> None:
+        super().__init__(
+            EventType.KinesisDataStreams, raise_on_entire_batch_failure=raise_on_entire_batch_failure
+        )
+
+    def _process_record(self, record: dict[str, Any]) -> SuccessResponse | FailureResponse:
+        try:
+            if self._handler_accepts_lambda_context:
+                result = self.handler(record=record, lambda_context=self.lambda_context)
+            else:
+                result = self.handler(record)
+        except Exception:
+            return self.failure_handler(KinesisStreamRecord(record), sys.exc_info())
+        return self.success_handler(record, result)
+
+
 def run_invocation(
     event: dict[str, Any], enricher: Enricher, processor: BatchProcessor, logger: Logger, metrics: Metrics
 ) -> dict[str, Any]:
@@ -76,7 +107,7 @@ def run_invocation(
     records = event.get("Records", [])
     batch = enricher.new_batch()
     # raise_on_entire_batch_failure=False on the processor: an all-failed batch is reported, not raised.
-    with processor(records=records, handler=lambda record: batch.add(record.raw_event)):
+    with processor(records=records, handler=batch.add):
         processor.process()
     staging_failures = {f["itemIdentifier"] for f in processor.response()["batchItemFailures"]}
     outcome = batch.deliver()
@@ -87,6 +118,8 @@ def run_invocation(
             for r in records
             if r["kinesis"]["sequenceNumber"] in failed
         ]
+        if failed
+        else []
     }
     _record_metrics(outcome, len(staging_failures), metrics)
     if records:

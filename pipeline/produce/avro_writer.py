@@ -18,46 +18,25 @@ from typing import Any
 from pipeline.contract import WireFormat
 from pipeline.contract.codec import GLUE_COMPRESSION_NONE, GLUE_HEADER_VERSION, SINGLE_OBJECT_MAGIC
 from pipeline.contract.schemas import SchemaVersion
+from pipeline.produce.varint import (
+    HIGH_PARTS,
+    LOW_BITS,
+    TABLE_BITS,
+    TABLE_SIZE,
+    VARINTS,
+    ZIGZAG_LOW_BITS,
+    varint,
+)
 
 Encoder = Callable[[Any], bytes]
 
-_SMALL = [bytes([n]) for n in range(128)]
 _FLOAT = struct.Struct("<f").pack
 _DOUBLE = struct.Struct("<d").pack
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "string", "bytes")
 
 
-def _varint(n: int) -> bytes:
-    """Unsigned LEB128, unrolled for the common sizes (event times in millis take 6 bytes)."""
-    if n < 0x80:
-        return _SMALL[n]
-    if n < 1 << 14:
-        return bytes((n & 127 | 128, n >> 7))
-    if n < 1 << 21:
-        return bytes((n & 127 | 128, n >> 7 & 127 | 128, n >> 14))
-    if n < 1 << 28:
-        return bytes((n & 127 | 128, n >> 7 & 127 | 128, n >> 14 & 127 | 128, n >> 21))
-    if n < 1 << 42:
-        return bytes(
-            (
-                n & 127 | 128,
-                n >> 7 & 127 | 128,
-                n >> 14 & 127 | 128,
-                n >> 21 & 127 | 128,
-                n >> 28 & 127 | (128 if n >= 1 << 35 else 0),
-                *((n >> 35,) if n >= 1 << 35 else ()),
-            )
-        )
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _long(value: int) -> bytes:
-    return _varint((value << 1) ^ (value >> 63))
+    return varint((value << 1) ^ (value >> 63))
 
 
 def compile_schema(schema: Any) -> Encoder:
@@ -67,7 +46,16 @@ def compile_schema(schema: Any) -> Encoder:
     byte pieces (as fastjsonschema does for validators): no per-field calls or type dispatch at run
     time, which is where the time goes.
     """
-    namespace: dict[str, Any] = {"_P": _LENGTH_PREFIX, "_varint": _varint, "_F": _FLOAT, "_D": _DOUBLE}
+    namespace: dict[str, Any] = {
+        "_P": _LENGTH_PREFIX,
+        "_V": VARINTS,
+        "_L": LOW_BITS,
+        "_H": HIGH_PARTS,
+        "_ZL": ZIGZAG_LOW_BITS,
+        "_varint": varint,
+        "_F": _FLOAT,
+        "_D": _DOUBLE,
+    }
     counter = [0]
     pieces = _pieces(schema, "d", namespace, counter)
     source = f"def encode(d):\n    return b''.join(({pieces},))"
@@ -76,28 +64,94 @@ def compile_schema(schema: Any) -> Encoder:
     return encoder
 
 
-_LENGTH_PREFIX = [_varint(n << 1) for n in range(4096)]  # Avro length prefix of strings up to 4 KiB
+_LENGTH_PREFIX = [varint(n << 1) for n in range(4096)]  # Avro length prefix of strings up to 4 KiB
+_CACHED_STRINGS = 1 << 14  # distinct values remembered per string field
 
 
-def _pieces(schema: Any, expr: str, ns: dict[str, Any], counter: list[int]) -> str:
-    """A comma-separated list of expressions, each evaluating to bytes, encoding `expr` as `schema`."""
+class _EncodedStrings(dict[str | None, bytes]):
+    """One string field's values -> their Avro encoding (union tag, length prefix, UTF-8).
+
+    Most string fields of an event repeat (event type, source, user agent, ip, session, page url and
+    title, device, metric, ...): one dict lookup replaces encode + len + prefix, and one piece replaces
+    two or three in the join. Bounded: a field of unique values (an order id, a log message) clears its
+    cache when it fills up, instead of growing with the run. A nullable field caches None too.
+    One cache per field name and union shape, shared by every schema (see `_field_cache`): a session
+    id first seen in a page view is already encoded for the session's click.
+    """
+
+    __slots__ = ("null", "tag")
+
+    def __init__(self, tag: bytes = b"", null: bytes | None = None) -> None:
+        super().__init__()
+        self.tag, self.null = tag, null  # tag: the union branch before a string; null: the encoded None
+        if null is not None:
+            self[None] = null
+
+    def __missing__(self, value: str) -> bytes:
+        if len(self) >= _CACHED_STRINGS:
+            self.clear()
+            if self.null is not None:
+                self[None] = self.null
+        data = value.encode()
+        n = len(data)
+        encoded = self.tag + (_LENGTH_PREFIX[n] if n < 4096 else varint(n << 1)) + data
+        self[value] = encoded
+        return encoded
+
+
+def _is_plain_string(schema: Any) -> bool:
+    """A string without a logical type (uuids are unique per event: caching them would only cost)."""
+    return schema == "string" or (
+        isinstance(schema, dict) and schema.get("type") == "string" and "logicalType" not in schema
+    )
+
+
+_FIELD_CACHES: dict[tuple[str, bytes, bytes | None], _EncodedStrings] = {}
+
+
+def _field_cache(field: str, tag: bytes = b"", null: bytes | None = None) -> _EncodedStrings:
+    """The process-wide cache of the string field `field` (with this union tag and null encoding)."""
+    key = (field, tag, null)
+    if key not in _FIELD_CACHES:
+        _FIELD_CACHES[key] = _EncodedStrings(tag, null)
+    return _FIELD_CACHES[key]
+
+
+def _pieces(schema: Any, expr: str, ns: dict[str, Any], counter: list[int], field: str = "") -> str:
+    """A comma-separated list of expressions, each evaluating to bytes, encoding `expr` as `schema`
+    (the value of the record field named `field`, if it is one)."""
     counter[0] += 1
     var = f"v{counter[0]}"  # walrus targets: unique names across the whole function
-    if isinstance(schema, dict) and schema.get("logicalType") in ("uuid", "timestamp-millis"):
-        schema = schema["type"]  # a uuid string and epoch millis are written as their base type
+    if isinstance(schema, dict) and schema.get("logicalType") == "uuid" and schema["type"] == "string":
+        return _string_pieces(f"{expr}.encode()", var, counter)  # unique per event: not cached
+    if isinstance(schema, dict) and schema.get("logicalType") == "timestamp-millis":
+        schema = schema["type"]  # epoch millis are written as their base type
     if isinstance(schema, list):
         if len(schema) != 2 or "null" not in schema:
             raise NotImplementedError(f"only [null, T] unions are compiled, not {schema!r}")
         null_index = schema.index("null")
-        other = _pieces(schema[1 - null_index], var, ns, counter)
         tag_null, tag_other = _long(null_index), _long(1 - null_index)
-        return f"*(({tag_null!r},) if ({var} := {expr}) is None else ({tag_other!r}, {other}))"
-    if schema in ("string", "bytes"):
-        value = f"{expr}.encode()" if schema == "string" else expr
-        n = f"n{counter[0]}"
-        return f"(_P[{n}] if ({n} := len({var} := {value})) < 4096 else _varint({n} << 1)), {var}"
-    if schema in ("int", "long"):
-        return f"_varint((({var} := {expr}) << 1) ^ ({var} >> 63))"
+        if _is_plain_string(schema[1 - null_index]):
+            return _cached_strings(expr, ns, _field_cache(field, tag_other, tag_null))
+        other = _pieces(schema[1 - null_index], var, ns, counter)
+        # One piece either way: a `*(...)` in the tuple would make Python build the whole tuple as a
+        # list first, which cost more than all the rest of the encoder.
+        return f"({tag_null!r} if ({var} := {expr}) is None else b''.join(({tag_other!r}, {other})))"
+    if schema == "string":
+        return _cached_strings(expr, ns, _field_cache(field))
+    if schema == "bytes":
+        return _string_pieces(expr, var, counter)
+    if schema in ("int", "long"):  # zigzag, then `varint`, inlined: no call per number
+        z = f"z{counter[0]}"
+        # Large non-negative numbers (epoch millis) first: their zigzag is 2n, so the varint's low
+        # bytes come from n's low bits and its high part is n >> (TABLE_BITS - 1): two operations on
+        # the big int instead of five. Then the general zigzag.
+        large = f"_ZL[{var} & {TABLE_SIZE // 2 - 1}] + _H[{var} >> {TABLE_BITS - 1}]"
+        zigzag = f"({z} := ({var} << 1) ^ ({var} >> 63))"
+        general = (
+            f"_V[{z}] if {zigzag} < {TABLE_SIZE} else _L[{z} & {TABLE_SIZE - 1}] + _H[{z} >> {TABLE_BITS}]"
+        )
+        return f"({large} if ({var} := {expr}) >= {TABLE_SIZE // 2} else {general})"
     if schema == "float":
         return f"_F({expr})"
     if schema == "double":
@@ -108,16 +162,30 @@ def _pieces(schema: Any, expr: str, ns: dict[str, Any], counter: list[int]) -> s
         return "b''"
     if isinstance(schema, dict) and schema["type"] == "record":
         first = schema["fields"][0]
-        parts = [_pieces(first["type"], f"({var} := {expr})[{first['name']!r}]", ns, counter)]
-        parts += [_pieces(f["type"], f"{var}[{f['name']!r}]", ns, counter) for f in schema["fields"][1:]]
+        parts = [_pieces(first["type"], f"({var} := {expr})[{first['name']!r}]", ns, counter, first["name"])]
+        parts += [
+            _pieces(f["type"], f"{var}[{f['name']!r}]", ns, counter, f["name"]) for f in schema["fields"][1:]
+        ]
         return ", ".join(parts)
     if isinstance(schema, dict) and schema["type"] == "enum":
         table = f"_E{len(ns)}"
         ns[table] = {symbol: _long(i) for i, symbol in enumerate(schema["symbols"])}
         return f"{table}[{expr}]"
     if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
-        return _pieces(schema["type"], expr, ns, counter)
+        return _pieces(schema["type"], expr, ns, counter, field)
     raise NotImplementedError(f"no compiled encoder for {schema!r}")
+
+
+def _string_pieces(value: str, var: str, counter: list[int]) -> str:
+    """Length prefix and bytes of `value` (an expression evaluating to bytes)."""
+    n = f"n{counter[0]}"
+    return f"(_P[{n}] if ({n} := len({var} := {value})) < 4096 else _varint({n} << 1)), {var}"
+
+
+def _cached_strings(expr: str, ns: dict[str, Any], cache: _EncodedStrings) -> str:
+    name = f"_C{len(ns)}"
+    ns[name] = cache
+    return f"{name}[{expr}]"
 
 
 def wire_prefix(sv: SchemaVersion, wire_format: WireFormat) -> bytes:

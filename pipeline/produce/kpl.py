@@ -23,13 +23,14 @@ import aws_kinesis_agg
 from aws_kinesis_agg.aggregator import messages_pb2
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 
+from pipeline.produce.varint import TABLE_SIZE, VARINTS, varint
+
 MAX_RECORD_BYTES = 1_048_576  # Kinesis: data blob + partition key, per record
 MAX_PARTITION_KEY_CHARS = 256
 AGGREGATE_MAX_BYTES = 51_200  # KPL AggregationMaxSize default
 # Overhead of an aggregate around one user record: magic, digest, table and field headers.
 _FRAME = len(aws_kinesis_agg.MAGIC) + aws_kinesis_agg.DIGEST_SIZE
 _AGG_OVERHEAD = _FRAME + 16
-_RECORD_MAX_OVERHEAD = 16  # tags and varints of one record entry: at most 1+4 + 1+3 + 1+4 bytes
 
 DataFormat = Literal["Boto3", "Lambda"]
 
@@ -47,8 +48,19 @@ class KinesisRecord:
         return len(self.data) + len(self.partition_key.encode())
 
 
-def _varint_size(n: int) -> int:
-    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4 if n < 0x10000000 else 5
+# Field headers of the aggregate's protobuf (`messages.proto` of aws-kinesis-agg):
+# AggregatedRecord.partition_key_table = 1 (string), .records = 3 (message);
+# Record.partition_key_index = 1 (varint), Record.data = 3 (bytes).
+_KEY_TAG = b"\x0a"
+_RECORD_TAG = b"\x1a"
+# A record entry's bytes between its length and its data: key index field and the data field's tag.
+_KEY_INDEX_FIELD = [b"\x08" + v + _RECORD_TAG for v in VARINTS]
+
+
+def _key_entry(key: str) -> bytes:
+    """A partition_key_table entry."""
+    encoded = key.encode()
+    return _KEY_TAG + varint(len(encoded)) + encoded
 
 
 def aggregate(
@@ -61,66 +73,66 @@ def aggregate(
     A single-record aggregate is sent plain (smaller, and every consumer reads it). Records too big for
     an aggregate of `max_bytes` are sent plain too; the caller checks the Kinesis per-record limit.
 
-    The message is aws-kinesis-agg's own protobuf (`messages_pb2.AggregatedRecord`) behind its magic
-    and MD5 digest; its `AggRecord` builder is not used because its per-record Python size bookkeeping
-    costs about 6 us a record, more than the rest of aggregation together. The size arithmetic below is
-    the protobuf encoding of the same message.
+    The message is aws-kinesis-agg's protobuf (`messages_pb2.AggregatedRecord`, what `deaggregate` and
+    every KPL consumer parse) behind its magic and MD5 digest, written here as the protobuf wire bytes
+    of that message (the same bytes `SerializeToString` gives, tested): its `AggRecord` builder costs
+    about 6 us a record in size bookkeeping, and building the message object about 1 us, more than
+    the rest of aggregation together. Building the bytes gives each record's exact size for free.
     """
     out: list[KinesisRecord] = []
     keys: dict[str, int] = {}
+    key_entries: list[bytes] = []  # the partition key table, encoded
+    entries: list[bytes] = []  # the records, encoded: tag, length, key index, data tag, data length, data
     members: list[int] = []
-    entries: list[tuple[int, bytes]] = []  # (partition key index, data)
     size = _FRAME
+    varints, index_fields = VARINTS, _KEY_INDEX_FIELD  # locals: the loop below runs per user record
+    key_entry_of: dict[str, bytes] = {}  # table entries by key: a user's key recurs in later aggregates
+    room = max_bytes - _AGG_OVERHEAD  # for a user record and its key
 
     def flush() -> None:
         if len(members) == 1:
             key, data = records[members[0]]
             out.append(KinesisRecord(key, data, (members[0],)))
         elif members:
-            message = messages_pb2.AggregatedRecord()
-            message.partition_key_table.extend(keys)
-            for key_index, data in entries:
-                message.records.add(partition_key_index=key_index, data=data)
-            body = message.SerializeToString()
-            out.append(
-                KinesisRecord(
-                    next(iter(keys)),
-                    aws_kinesis_agg.MAGIC + body + hashlib.md5(body).digest(),
-                    tuple(members),
-                )
-            )
+            body = b"".join(key_entries) + b"".join(entries)
+            data = aws_kinesis_agg.MAGIC + body + hashlib.md5(body).digest()
+            out.append(KinesisRecord(next(iter(keys)), data, tuple(members)))
 
     for i in range(len(records)) if indices is None else indices:
         key, data = records[i]
         n = len(data)
-        if n + 4 * len(key) + _AGG_OVERHEAD > max_bytes:  # 4: the most UTF-8 bytes per character
+        if n + 4 * len(key) > room:  # 4: the most UTF-8 bytes per character
             out.append(KinesisRecord(key, data, (i,)))
             continue
-        n_size = 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4
         key_index = keys.get(key)
-        if key_index is None or size + _RECORD_MAX_OVERHEAD + n > max_bytes:
-            # Exact protobuf sizes only near the limit or for a new key: a cheap bound otherwise.
-            if key_index is None:
-                key_index = len(keys)
-                key_bytes = len(key.encode())
-                cost = 1 + _varint_size(key_bytes) + key_bytes
-            else:
-                cost = 0
-            inner = 2 + _varint_size(key_index) + n_size + n
-            cost += 1 + _varint_size(inner) + inner
-            if size + cost > max_bytes and members:
-                flush()
-                keys, members, entries, size = {}, [], [], _FRAME
-                key_index = 0
-                key_bytes = len(key.encode())
-                inner = 3 + n_size + n
-                cost = 1 + _varint_size(key_bytes) + key_bytes + 1 + _varint_size(inner) + inner
-            keys.setdefault(key, key_index)
+        if key_index is None:  # a new key: a partition_key_table entry
+            key_index = len(keys)
+            key_entry = key_entry_of.get(key)
+            if key_entry is None:
+                key_entry = key_entry_of[key] = _key_entry(key)
         else:
-            inner = 2 + (1 if key_index < 0x80 else 2 if key_index < 0x4000 else 3) + n_size + n
-            cost = 1 + (1 if inner < 0x80 else 2 if inner < 0x4000 else 3 if inner < 0x200000 else 4) + inner
+            key_entry = b""
+        data_length = varints[n] if n < TABLE_SIZE else varint(n)
+        index_field = (
+            index_fields[key_index] if key_index < TABLE_SIZE else b"\x08" + varint(key_index) + _RECORD_TAG
+        )
+        inner = len(index_field) + len(data_length) + n
+        entry_length = varints[inner] if inner < TABLE_SIZE else varint(inner)
+        cost = len(key_entry) + 1 + len(entry_length) + inner
+        if size + cost > max_bytes and members:
+            flush()
+            keys, key_entries, entries, members, size = {}, [], [], [], _FRAME
+            key_index = 0
+            key_entry = _key_entry(key)
+            index_field = index_fields[0]
+            inner = len(index_field) + len(data_length) + n
+            entry_length = varint(inner)
+            cost = len(key_entry) + 1 + len(entry_length) + inner
+        if key_entry:
+            keys[key] = key_index
+            key_entries.append(key_entry)
+        entries += (_RECORD_TAG, entry_length, index_field, data_length, data)
         members.append(i)
-        entries.append((key_index, data))
         size += cost
     flush()
     return out

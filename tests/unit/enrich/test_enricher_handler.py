@@ -307,3 +307,49 @@ def test_every_record_failing_is_reported_not_raised(handler_module: ModuleType,
 def test_event_source_arn_names_the_stream_in_bad_rows(handler_module: ModuleType, kit: Any) -> None:
     event = kit.kinesis_event("bad_rows")
     assert {r["eventSourceARN"] for r in event["Records"]} == {SOURCE_ARN}
+
+
+def test_record_processor_hands_raw_records_and_reports_failures_the_powertools_way(kit: Any) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from pipeline.enrich.service import KinesisRecordProcessor
+
+    records = kit.kinesis_event("mixed")["Records"]
+    poison = records[1]["kinesis"]["sequenceNumber"]
+    seen: list[Any] = []
+
+    def record_handler(record: Any) -> None:
+        seen.append(record)
+        if record["kinesis"]["sequenceNumber"] == poison:
+            raise RuntimeError("bug")
+
+    processor = KinesisRecordProcessor(raise_on_entire_batch_failure=False)
+    with processor(records=records, handler=record_handler):
+        outcome = processor.process()
+    assert seen == records and all(type(r) is dict for r in seen)
+    assert [status for status, _, _ in outcome] == [
+        "fail" if i == 1 else "success" for i in range(len(records))
+    ]
+    assert processor.response() == {"batchItemFailures": [{"itemIdentifier": poison}]}
+
+    strict = KinesisRecordProcessor()
+    with pytest.raises(BatchProcessingError), strict(records=records[1:2], handler=record_handler):
+        strict.process()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "QUJD", "QUJDRA==", "QUJDRA=", "QUJDRA", "QR==", "QQ==QUJD", "QUI=Q", "QU JD\n", "!!!!", "é"],
+)
+def test_record_data_decodes_exactly_as_the_stdlib_does(text: str) -> None:
+    import binascii
+
+    from pipeline.enrich.batch import _b64decode
+
+    def outcome(decoder: Any) -> Any:
+        try:
+            return decoder(text)
+        except ValueError as exc:
+            return type(exc), str(exc)
+
+    assert outcome(_b64decode) == outcome(binascii.a2b_base64)

@@ -8,7 +8,9 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 
 from pipeline.contract import WireFormat, contract, encode
-from pipeline.produce.avro_writer import _varint, compile_schema, wire_prefix
+from pipeline.produce import avro_writer
+from pipeline.produce.avro_writer import compile_schema, wire_prefix
+from pipeline.produce.varint import varint
 from pipeline.produce.workload import RecordKind, Workload, WorkloadConfig
 
 EXAMPLES: dict[str, dict[str, Any]] = json.loads(
@@ -79,4 +81,41 @@ def test_varints_match_the_plain_loop_at_every_size() -> None:
     rng = random.Random(0)
     for bits in range(64):
         for n in ((1 << bits) - 1, 1 << bits, (1 << bits) + 1, rng.getrandbits(bits + 1)):
-            assert _varint(n) == plain(n), n
+            assert varint(n) == plain(n), n
+
+
+def test_numbers_at_every_varint_boundary() -> None:
+    schema = {
+        "type": "record",
+        "name": "N",
+        "fields": [{"name": "n", "type": "long"}, {"name": "m", "type": ["null", "long"]}],
+    }
+    parsed = parse_schema(schema)
+    encode_n = compile_schema(schema)
+    edges = [0, 1, 63, 64, 8191, 8192, 8193, 16383, 16384, 2**20, 2**35, 2**42, 1_764_150_000_000, 2**63 - 1]
+    for n in [*edges, *(-e for e in edges), -(2**63)]:
+        for m in (None, n):
+            buffer = io.BytesIO()
+            schemaless_writer(buffer, parsed, {"n": n, "m": m})
+            assert encode_n({"n": n, "m": m}) == buffer.getvalue(), n
+
+
+def test_string_caches_stay_bounded_and_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(avro_writer, "_CACHED_STRINGS", 8)
+    schema = {
+        "type": "record",
+        "name": "S",
+        "fields": [
+            {"name": "bounded_s", "type": "string"},
+            {"name": "bounded_t", "type": ["null", "string"]},
+        ],
+    }
+    parsed = parse_schema(schema)
+    encode_s = compile_schema(schema)
+    for i in range(100):
+        datum = {"bounded_s": f"value-{i % 30}-é", "bounded_t": None if i % 3 else f"t{i}" * 40}
+        buffer = io.BytesIO()
+        schemaless_writer(buffer, parsed, datum)
+        assert encode_s(datum) == buffer.getvalue()
+    caches = [c for (field, *_), c in avro_writer._FIELD_CACHES.items() if field.startswith("bounded_")]
+    assert len(caches) == 2 and all(len(c) <= 8 for c in caches)

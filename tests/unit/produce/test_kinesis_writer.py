@@ -128,3 +128,21 @@ def test_oversize_records_are_refused_before_sending() -> None:
         assert result.errors == {RECORD_TOO_LARGE: 1, "InvalidPartitionKey": 1}
         assert result.sent == 2
         assert sorted(client.user_records()) == sorted([RECORDS[0], RECORDS[1]])
+
+
+def test_records_at_the_limit_are_judged_by_their_encoded_size() -> None:
+    # Data this long passes only with a key of few UTF-8 bytes: such records are checked one by one.
+    near = 1_048_576 - 300
+    records = [
+        RECORDS[0],
+        ("k" * 250, bytes(near)),  # 250 bytes of key: fits
+        ("ü" * 250, bytes(near)),  # 500 bytes of key: too large
+        ("k" * 257, b"x"),  # key too long
+        RECORDS[1],
+    ]
+    client = FakeKinesis()
+    result = _writer(client, aggregate=True).put(records)
+    assert result.failed == [2, 3]
+    assert result.errors == {RECORD_TOO_LARGE: 1, "InvalidPartitionKey": 1}
+    assert result.sent == 3
+    assert sorted(client.user_records()) == sorted([RECORDS[0], records[1], RECORDS[1]])

@@ -111,3 +111,24 @@ def test_bytes_that_only_look_like_an_aggregate_are_one_plain_record() -> None:
     data = b"\xf3\x89\x9a\xc2" + b"garbage" * 10
     users = deaggregate(_boto3([KinesisRecord("k", data, (0,))]), data_format="Boto3")
     assert [(u.data, u.sub_sequence_number) for u in users] == [(data, None)]
+
+
+def _library_bytes(records: list[tuple[str, bytes]]) -> bytes:
+    """The aggregate of `records` as aws-kinesis-agg's protobuf message serializes it."""
+    message = messages_pb2.AggregatedRecord()
+    keys = list(dict.fromkeys(key for key, _ in records))
+    message.partition_key_table.extend(keys)
+    for key, data in records:
+        message.records.add(partition_key_index=keys.index(key), data=data)
+    body = message.SerializeToString()
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
+
+
+def test_aggregates_are_the_bytes_of_the_library_message() -> None:
+    # > 128 keys (two-byte key indices), non-ASCII keys, data of one-, two- and three-byte lengths.
+    records = [(f"ключ-{i % 150}", bytes([i % 256]) * (i % 7 * 3000 + i % 200)) for i in range(600)]
+    packed = aggregate(records)
+    assert len(packed) > 5
+    for entry in packed:
+        assert entry.data == _library_bytes([records[i] for i in entry.user_indices])
+        assert entry.partition_key == records[entry.user_indices[0]][0]

@@ -26,7 +26,7 @@ from pipeline.produce.run import MAX_CHUNK, batch_gc, run
 from pipeline.produce.workload import Workload, WorkloadConfig
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
-REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
 TARGET = 100_000
 END_MS = 1_764_150_000_000
 

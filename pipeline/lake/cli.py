@@ -13,10 +13,12 @@ from rich.table import Table
 from pipeline.aws import client
 from pipeline.config import stage
 from pipeline.lake.bad_rows import archive_dlq
+from pipeline.lake.catalog import PartitionRegistrationError, glue_catalog, partition_of
 from pipeline.lake.replay import replay as run_replay
 from pipeline.lake.store import local_lake, s3_lake
+from pipeline.lake.tables import lake_tables
 
-app = typer.Typer(help="The S3 data lake: archive bad rows.", no_args_is_help=True)
+app = typer.Typer(help="The S3 data lake: archive bad rows, register partitions.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -49,8 +51,9 @@ def replay(
     """Re-read raw/ for the range through the enricher and the Flink job in batch mode, and overwrite
     the affected curated/metrics partitions (whole UTC days). Running it twice changes nothing."""
     lake = local_lake(lake_dir) if lake_dir else s3_lake(bucket)
+    catalog = None if lake_dir else glue_catalog(bucket=bucket)
     try:
-        report = run_replay(lake, _epoch_ms(from_), _epoch_ms(to), work_dir)
+        report = run_replay(lake, _epoch_ms(from_), _epoch_ms(to), work_dir, catalog)
     except (RuntimeError, ValueError) as exc:
         err.print(f"[red]replay failed:[/] {exc}")
         raise typer.Exit(1) from None
@@ -79,8 +82,42 @@ def archive(
     queue_url = sqs.get_queue_url(QueueName=stage().dlq_name)["QueueUrl"]
     now_ms = int(datetime.now(tz=UTC).timestamp() * 1000)
     report = archive_dlq(sqs, queue_url, s3_lake(bucket), now_ms, min_age_days)
+    catalog = glue_catalog(bucket=bucket)
+    if catalog is not None:  # Spectrum reads registered partitions only
+        catalog.register(partition_of(key) for key in report.objects)
     console.print(
         f"archived {report.archived} bad rows in {len(report.objects)} objects; {report.kept} kept in the DLQ"
     )
     for key in report.objects:
         console.print(f"  {key}")
+
+
+@app.command("register-partitions")
+def register_partitions(
+    bucket: Annotated[str | None, typer.Option(help="Lake bucket (default: the stage's).")] = None,
+) -> None:
+    """Register every partition that holds objects in the Glue catalog (for Redshift Spectrum).
+
+    The lake writer registers what it writes; this backfills objects written before it did, or
+    copied into the lake by hand. Idempotent."""
+    catalog = glue_catalog(bucket=bucket)
+    if catalog is None:
+        err.print("[red]no Glue catalog here[/] ($LAKE_PARTITION_CATALOG is none)")
+        raise typer.Exit(1)
+    lake = s3_lake(bucket)
+    for table in lake_tables():
+        keys = lake.keys(table.prefix)
+        partitions, stray = set(), []
+        for key in keys:
+            try:
+                partitions.add(partition_of(key, [table]))
+            except ValueError:
+                stray.append(key)
+        try:
+            catalog.register(partitions)
+        except PartitionRegistrationError as exc:
+            err.print(f"[red]{table.name}:[/] {exc}")
+            raise typer.Exit(1) from None
+        console.print(f"{table.name}: {len(partitions)} partitions registered ({len(keys)} objects)")
+        for key in stray[:5]:
+            err.print(f"[yellow]{table.name}: not inside a partition, skipped:[/] {key}")

@@ -32,6 +32,7 @@ from pipeline.enrich.batch import EnrichBatch
 from pipeline.enrich.enrichment import Pseudonymiser
 from pipeline.enrich.pseudonym_key import pseudonym_key
 from pipeline.lake import layout
+from pipeline.lake.catalog import GlueCatalog, partition_of
 from pipeline.lake.raw import RawRecord, raw_keys, read_raw_object
 from pipeline.lake.store import Lake
 from pipeline.lake.tables import metrics_table
@@ -203,7 +204,13 @@ def overwrite_metrics(lake: Lake, rows: list[dict[str, Any]], report: ReplayRepo
         report.metric_rows += len(partition_rows)
 
 
-def replay(lake: Lake, start_ms: int, end_ms: int, work_dir: Path | None = None) -> ReplayReport:
+def replay(
+    lake: Lake,
+    start_ms: int,
+    end_ms: int,
+    work_dir: Path | None = None,
+    catalog: GlueCatalog | None = None,
+) -> ReplayReport:
     start, end = widen_to_days(start_ms, end_ms)
     report = ReplayReport(start, end)
     flink = stage().flink
@@ -220,4 +227,6 @@ def replay(lake: Lake, start_ms: int, end_ms: int, work_dir: Path | None = None)
     with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
         rows, report.late_events = run_flink_batch(events, work_dir or Path(tmp))
     overwrite_metrics(lake, rows, report)
+    if catalog is not None:  # a day the live run never wrote is new to Spectrum too
+        catalog.register(partition_of(p + REPLAY_OBJECT) for p in report.partitions_written)
     return report

@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
+from typer.testing import CliRunner
 
 from pipeline.aws import client
+from pipeline.cli import app as cli_app
 from pipeline.config import REPO_ROOT, stage
 from pipeline.contract import contract
 from pipeline.lake.arrow_types import arrow_schema
@@ -201,3 +203,29 @@ def test_a_batch_fails_when_its_partitions_cannot_be_registered(moto_endpoint: s
     client("s3").create_bucket(Bucket=stage().lake_bucket)  # no Glue tables: a misconfigured stage
     with pytest.raises(ClientError, match="EntityNotFoundException"):
         load_handler()(lambda_event([page_view("p-1", T)]), CONTEXT)
+
+
+def test_register_partitions_backfills_objects_written_before_registration(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_lake()
+    monkeypatch.setenv("LAKE_PARTITION_CATALOG", "none")  # a writer from before registration existed
+    load_handler()(lambda_event([page_view("p-1", T), add_to_cart("c-1", T + 3_600_000)]), CONTEXT)
+    s3 = client("s3")
+    s3.put_object(Bucket=stage().lake_bucket, Key="curated/metrics/stray.parquet", Body=b"")
+    assert partitions("events_page_view") == []
+    monkeypatch.delenv("LAKE_PARTITION_CATALOG")
+
+    runs = [CliRunner().invoke(cli_app, ["lake", "register-partitions"]) for _ in range(2)]
+
+    assert [r.exit_code for r in runs] == [0, 0], runs[0].output
+    assert "events_page_view: 1 partitions registered (1 objects)" in runs[0].stdout
+    assert "metrics: 0 partitions registered (1 objects)" in runs[0].stdout
+    assert "not inside a partition, skipped: curated/metrics/stray.parquet" in runs[0].stderr
+    events = f"s3://{stage().lake_bucket}/curated/events"
+    assert partitions("events_page_view") == [
+        (["2025-11-26", "10"], f"{events}/event_type=page_view/event_date=2025-11-26/event_hour=10/")
+    ]
+    assert partitions("events_add_to_cart") == [
+        (["2025-11-26", "11"], f"{events}/event_type=add_to_cart/event_date=2025-11-26/event_hour=11/")
+    ]

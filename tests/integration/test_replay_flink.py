@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.aws import client
 from pipeline.config import REPO_ROOT, stage
+from pipeline.lake.catalog import create_tables, glue_catalog
 from pipeline.lake.raw import KinesisRecord, RawRecord, put_raw, raw_keys, read_raw_object
 from pipeline.lake.replay import (
     FLINK_MAIN,
@@ -156,6 +157,7 @@ def lake_writer_batches(rows: list[dict[str, Any]], batch_size: int = 7) -> list
 
 def test_replay_equals_the_streaming_run_and_is_idempotent(moto_endpoint: str, tmp_path: Path) -> None:
     client("s3").create_bucket(Bucket=stage().lake_bucket)
+    create_tables(client("glue"), stage())
     lake = s3_lake()
     put_raw(lake, stage().raw_archive_stream, archive(FIRST_OBJECT, T + 66_000, 1))
     put_raw(lake, stage().raw_archive_stream, archive(SECOND_OBJECT, T + 141_000, 101))
@@ -174,13 +176,16 @@ def test_replay_equals_the_streaming_run_and_is_idempotent(moto_endpoint: str, t
     live = latest_metrics(lake)
     assert len(live) > 10
 
-    first = replay(lake, T, T + 1)
+    first = replay(lake, T, T + 1, catalog=glue_catalog())
     assert (first.start_ms, first.end_ms) == (D, D + 86_400_000)
     assert (first.raw_objects, first.records, first.enriched) == (2, 11, 10)
     assert dict(first.bad_rows) == {"unparseable": 1}
     assert first.partitions_written == ["curated/metrics/window_date=2025-11-26/"]
     assert sorted(first.objects_deleted) == sorted(streaming_objects)
     assert latest_metrics(lake) == live
+    # The live writer above ran without a catalog: the replayed day is registered for Spectrum.
+    registered = client("glue").get_partitions(DatabaseName=stage().glue_database, TableName="metrics")
+    assert [p["Values"] for p in registered["Partitions"]] == [["2025-11-26"]]
 
     objects = {key: lake.get(key) for key in lake.keys("curated/")}
     second = replay(lake, T, T + 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
@@ -83,8 +84,14 @@ def archive(
     now_ms = int(datetime.now(tz=UTC).timestamp() * 1000)
     report = archive_dlq(sqs, queue_url, s3_lake(bucket), now_ms, min_age_days)
     catalog = glue_catalog(bucket=bucket)
-    if catalog is not None:  # Spectrum reads registered partitions only
-        catalog.register(partition_of(key) for key in report.objects)
+    if catalog is not None and report.objects:  # Spectrum reads registered partitions only
+        try:
+            catalog.register(partition_of(key) for key in report.objects)
+        except (PartitionRegistrationError, ClientError) as exc:
+            # The rows are safe in the lake already; only Spectrum's view of them is missing.
+            err.print(f"[yellow]archived, but the partitions are not registered:[/] {exc}")
+            err.print("run `pipeline lake register-partitions` once the Glue catalog is reachable")
+            raise typer.Exit(1) from None
     console.print(
         f"archived {report.archived} bad rows in {len(report.objects)} objects; {report.kept} kept in the DLQ"
     )

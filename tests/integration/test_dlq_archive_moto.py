@@ -2,9 +2,13 @@
 
 import json
 
+from typer.testing import CliRunner
+
 from pipeline.aws import client
+from pipeline.cli import app as cli_app
 from pipeline.config import stage
 from pipeline.lake.bad_rows import archive_dlq
+from pipeline.lake.catalog import create_tables
 from pipeline.lake.store import s3_lake
 from pipeline.warehouse.engine import LocalWarehouse
 
@@ -59,3 +63,34 @@ def test_old_bad_rows_move_to_the_lake_young_ones_stay(moto_endpoint: str) -> No
     ]
     left = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"])["sequence_number"] for m in left] == ["4"]
+
+
+def test_archive_dlq_command_registers_the_bad_rows_partitions(moto_endpoint: str) -> None:
+    client("s3").create_bucket(Bucket=stage().lake_bucket)
+    create_tables(client("glue"), stage())
+    sqs = client("sqs")
+    queue_url = sqs.create_queue(QueueName=stage().dlq_name)["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(bad_row("1", T - 3 * DAY)))
+
+    result = CliRunner().invoke(cli_app, ["lake", "archive-dlq"])
+
+    assert result.exit_code == 0, result.output
+    assert "archived 1 bad rows in 1 objects; 0 kept in the DLQ" in result.stdout
+    registered = client("glue").get_partitions(DatabaseName=stage().glue_database, TableName="bad_rows")
+    assert [(p["Values"], p["StorageDescriptor"]["Location"]) for p in registered["Partitions"]] == [
+        (["2025-11-23"], f"s3://{stage().lake_bucket}/bad/failed_date=2025-11-23/")
+    ]
+
+
+def test_archive_dlq_command_says_how_to_register_later_when_glue_fails(moto_endpoint: str) -> None:
+    client("s3").create_bucket(Bucket=stage().lake_bucket)  # no Glue tables
+    sqs = client("sqs")
+    queue_url = sqs.create_queue(QueueName=stage().dlq_name)["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(bad_row("1", T - 3 * DAY)))
+
+    result = CliRunner().invoke(cli_app, ["lake", "archive-dlq"])
+
+    assert result.exit_code == 1
+    assert "archived, but the partitions are not registered" in result.stderr
+    assert "pipeline lake register-partitions" in result.stderr
+    assert len(client("s3").list_objects_v2(Bucket=stage().lake_bucket)["Contents"]) == 1

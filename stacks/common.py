@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from pipeline.config import REPO_ROOT, Stage
+from pipeline.lake.tables import lake_tables
 
 # `aws`: everything, one stack per part. `emulator`: only what moto's CloudFormation creates, in one stack.
 # `localstack`: only what LocalStack creates on the host (no Docker, so no Lambda), in one stack.
@@ -165,3 +166,17 @@ def python_function(
         },
     )
     return function
+
+
+def lake_catalog_arns(stack: Stack, stage: Stage) -> list[str]:
+    """The Glue catalog, the stage's database and its lake tables: what a Glue grant on the lake names."""
+    return [
+        stack.format_arn(service="glue", resource="catalog"),
+        stack.format_arn(service="glue", resource="database", resource_name=stage.glue_database),
+        *(
+            stack.format_arn(
+                service="glue", resource="table", resource_name=f"{stage.glue_database}/{t.name}"
+            )
+            for t in lake_tables()
+        ),
+    ]

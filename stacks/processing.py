@@ -13,8 +13,7 @@ from constructs import Construct, IConstruct
 
 from pipeline.config import EventSourceMapping, Stage
 from pipeline.lake import layout
-from pipeline.lake.tables import lake_tables
-from stacks.common import FunctionSpec, acknowledge, python_function
+from stacks.common import FunctionSpec, acknowledge, lake_catalog_arns, python_function
 from stacks.ingest import Ingest
 from stacks.lake import Lake
 
@@ -47,16 +46,7 @@ def partition_registration(stack: Stack, stage: Stage) -> iam.PolicyStatement:
     partition projection. GetTable for the storage descriptor it copies; nothing else, no other table."""
     return iam.PolicyStatement(
         actions=["glue:BatchCreatePartition", "glue:GetTable"],
-        resources=[
-            stack.format_arn(service="glue", resource="catalog"),
-            stack.format_arn(service="glue", resource="database", resource_name=stage.glue_database),
-            *(
-                stack.format_arn(
-                    service="glue", resource="table", resource_name=f"{stage.glue_database}/{t.name}"
-                )
-                for t in lake_tables()
-            ),
-        ],
+        resources=lake_catalog_arns(stack, stage),
     )
 
 

@@ -22,7 +22,7 @@ from pipeline.lake.catalog import PARQUET_INPUT_FORMAT, PARQUET_OUTPUT_FORMAT, P
 from pipeline.lake.tables import LakeTable, lake_tables
 from pipeline.warehouse.ddl import render
 from pipeline.warehouse.redshift_sql import resource_properties, statements_hash
-from stacks.common import FunctionSpec, acknowledge, python_function
+from stacks.common import FunctionSpec, acknowledge, lake_catalog_arns, python_function
 from stacks.ingest import Ingest
 from stacks.lake import Lake
 
@@ -263,16 +263,7 @@ class Warehouse(Construct):
                     "glue:GetPartition",
                     "glue:GetPartitions",
                 ],
-                resources=[
-                    stack.format_arn(service="glue", resource="catalog"),
-                    stack.format_arn(service="glue", resource="database", resource_name=stage.glue_database),
-                    *(
-                        stack.format_arn(
-                            service="glue", resource="table", resource_name=f"{stage.glue_database}/{t.name}"
-                        )
-                        for t in lake_tables()
-                    ),
-                ],
+                resources=lake_catalog_arns(stack, stage),
             )
         )
         lake.bucket_in(self).grant_read(role, f"{CURATED_ZONE}*")

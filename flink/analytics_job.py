@@ -98,23 +98,30 @@ def _metrics_sink(settings: JobSettings) -> Any:
     )
 
 
-def build(settings: JobSettings) -> Any:
-    """A configured StreamExecutionEnvironment holding the whole job (not started)."""
-    from pyflink.common import Types
+def table_environment(settings: JobSettings) -> tuple[Any, Any]:
+    """The job's environments with the source table and the dedup/classify views registered."""
     from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+    from pyflink.table import StreamTableEnvironment
 
     env = StreamExecutionEnvironment.get_execution_environment(_configuration(settings))
     if settings.parallelism is not None:
         env.set_parallelism(settings.parallelism)
-    env.add_python_file(str(FLINK_DIR / "metric_changelog.py"))
-
     t_env = StreamTableEnvironment.create(env)
     for key, value in analytics_sql.table_config(settings).items():
         t_env.get_config().set(key, value)
     t_env.execute_sql(analytics_sql.source_table_ddl(settings.source, settings))
     for statement in analytics_sql.view_statements(settings):
         t_env.execute_sql(statement)
+    return env, t_env
+
+
+def build(settings: JobSettings) -> Any:
+    """A configured StreamExecutionEnvironment holding the whole job (not started)."""
+    from pyflink.common import Types
+    from pyflink.table import DataTypes, Schema
+
+    env, t_env = table_environment(settings)
+    env.add_python_file(str(FLINK_DIR / "metric_changelog.py"))
 
     # Dedup and the late split run once; their output re-enters SQL as a table whose rowtime and
     # watermarks are the stream's own, so both planning passes below share one source and one dedup.

@@ -3,14 +3,17 @@ local on the emulator target, cdk-nag attached as in app.py, so synthesis itself
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
-from pipeline.config import REPO_ROOT, Stage, stage
+from pipeline.aws import client
+from pipeline.config import REPO_ROOT, STREAMS, Stage, stage
 from stacks.assembly import Assembly, synthesise
 
 AWS_STAGES = ("prod", "dev")
@@ -52,3 +55,47 @@ def synthesised(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
 @pytest.fixture(params=AWS_STAGES)
 def aws_stage(request: pytest.FixtureRequest) -> Stage:
     return stage(request.param)
+
+
+class DeployedCore(NamedTuple):
+    stream_arns: dict[str, str]  # logical stream name -> ARN
+    queues: dict[str, dict[str, str]]  # queue name -> its attributes
+
+
+def _check_deployed_core(local: Stage, account: str) -> DeployedCore:
+    """What every deploy target must create, read back through the service APIs (the endpoint in
+    AWS_ENDPOINT_URL): the streams, the dead-letter queues with their redrive and KMS keys, the buckets."""
+    kinesis = client("kinesis")
+    assert sorted(kinesis.list_streams()["StreamNames"]) == sorted(local.stream(s) for s in STREAMS)
+    stream_arns = {}
+    for logical in STREAMS:
+        summary = kinesis.describe_stream_summary(StreamName=local.stream(logical))[
+            "StreamDescriptionSummary"
+        ]
+        assert summary["OpenShardCount"] == local.shards[logical]
+        assert summary["RetentionPeriodHours"] == local.retention_hours
+        stream_arns[logical] = summary["StreamARN"]
+
+    sqs = client("sqs")
+    queues = {
+        url.rsplit("/", 1)[1]: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        for url in sqs.list_queues()["QueueUrls"]
+    }
+    assert sorted(queues) == sorted([local.dlq_name, local.dlq_redrive_name, local.on_failure_queue_name])
+    for name in (local.dlq_name, local.on_failure_queue_name):
+        redrive = json.loads(queues[name]["RedrivePolicy"])
+        assert redrive["maxReceiveCount"] == local.dlq_max_receive_count
+        assert redrive["deadLetterTargetArn"] == queues[local.dlq_redrive_name]["QueueArn"]
+    for attributes in queues.values():
+        assert attributes["MessageRetentionPeriod"] == str(local.dlq_retention_days * 86400)
+        assert attributes["KmsMasterKeyId"].startswith(f"arn:aws:kms:{REGION}:{account}:key/")
+
+    buckets = {b["Name"] for b in client("s3").list_buckets()["Buckets"]}
+    assert {local.lake_bucket, local.access_log_bucket} <= buckets
+    return DeployedCore(stream_arns, queues)
+
+
+@pytest.fixture(scope="session")
+def check_deployed_core() -> Callable[[Stage, str], DeployedCore]:
+    """`check_deployed_core(stage, account)`: asserts the streams, queues and buckets a deploy made."""
+    return _check_deployed_core

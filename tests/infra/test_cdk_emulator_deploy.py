@@ -6,7 +6,6 @@ leaves the rest uncreated), so nothing here trusts the stack status: every resou
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.aws import client
-from pipeline.config import REPO_ROOT, STREAMS, EventSourceMapping, stage
+from pipeline.config import REPO_ROOT, EventSourceMapping, stage
 from stacks.app import EMULATOR_NOT_ENFORCED, EMULATOR_UNSUPPORTED
 from stacks.common import RUNTIME
 from stacks.processing import ENRICHER, LAKE_WRITER
@@ -41,7 +40,10 @@ def _mapping_settings(mapping: dict[str, Any]) -> EventSourceMapping:
 
 @pytest.mark.integration
 def test_cdk_deploy_to_moto_creates_streams_queues_buckets_functions_and_mappings(
-    moto_endpoint: str, tmp_path: Path, cdk: Callable[..., None]
+    moto_endpoint: str,
+    tmp_path: Path,
+    cdk: Callable[..., None],
+    check_deployed_core: Callable[..., Any],
 ) -> None:
     local = stage("local")
     # Bootstrap from a folder without cdk.json, so the CLI does not synthesise the app for nothing.
@@ -66,34 +68,8 @@ def test_cdk_deploy_to_moto_creates_streams_queues_buckets_functions_and_mapping
         S3_FOR_CLOUDFORMATION,
     )
 
-    kinesis = client("kinesis")
-    assert sorted(kinesis.list_streams()["StreamNames"]) == sorted(local.stream(s) for s in STREAMS)
-    stream_arns = {}
-    for logical in STREAMS:
-        summary = kinesis.describe_stream_summary(StreamName=local.stream(logical))[
-            "StreamDescriptionSummary"
-        ]
-        assert summary["OpenShardCount"] == local.shards[logical]
-        assert summary["RetentionPeriodHours"] == local.retention_hours
-        stream_arns[logical] = summary["StreamARN"]
-
-    sqs = client("sqs")
-    queues = {
-        url.rsplit("/", 1)[1]: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        for url in sqs.list_queues()["QueueUrls"]
-    }
-    assert sorted(queues) == sorted([local.dlq_name, local.dlq_redrive_name, local.on_failure_queue_name])
-    for name in (local.dlq_name, local.on_failure_queue_name):
-        redrive = json.loads(queues[name]["RedrivePolicy"])
-        assert redrive["maxReceiveCount"] == local.dlq_max_receive_count
-        assert redrive["deadLetterTargetArn"] == queues[local.dlq_redrive_name]["QueueArn"]
-    for attributes in queues.values():
-        assert attributes["MessageRetentionPeriod"] == str(local.dlq_retention_days * 86400)
-        assert attributes["KmsMasterKeyId"].startswith(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/")
-
+    stream_arns, queues = check_deployed_core(local, ACCOUNT)
     s3 = client("s3")
-    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    assert {local.lake_bucket, local.access_log_bucket} <= buckets
     sse = s3.get_bucket_encryption(Bucket=local.lake_bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
 

@@ -67,7 +67,11 @@ def _metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, str], str]:
 
 @pytest.mark.integration
 def test_cdk_deploy_to_localstack_creates_streams_queues_buckets_alarms_and_topic(
-    localstack_endpoint: str, tmp_path: Path, cdk: Callable[..., None], synthesised: Assembly
+    localstack_endpoint: str,
+    tmp_path: Path,
+    cdk: Callable[..., None],
+    synthesised: Assembly,
+    check_deployed_core: Callable[..., Any],
 ) -> None:
     local = stage("local")
     # Bootstrap from a folder without cdk.json, so the CLI does not synthesise the app for nothing.
@@ -104,32 +108,8 @@ def test_cdk_deploy_to_localstack_creates_streams_queues_buckets_alarms_and_topi
     assert aws_types - localstack_types == set(LOCALSTACK_UNSUPPORTED)
     assert localstack_types <= aws_types
 
-    kinesis = client("kinesis")
-    assert sorted(kinesis.list_streams()["StreamNames"]) == sorted(local.stream(s) for s in STREAMS)
-    for logical in STREAMS:
-        summary = kinesis.describe_stream_summary(StreamName=local.stream(logical))[
-            "StreamDescriptionSummary"
-        ]
-        assert summary["OpenShardCount"] == local.shards[logical]
-        assert summary["RetentionPeriodHours"] == local.retention_hours
-
-    sqs = client("sqs")
-    queues = {
-        url.rsplit("/", 1)[1]: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        for url in sqs.list_queues()["QueueUrls"]
-    }
-    assert sorted(queues) == sorted([local.dlq_name, local.dlq_redrive_name, local.on_failure_queue_name])
-    for name in (local.dlq_name, local.on_failure_queue_name):
-        redrive = json.loads(queues[name]["RedrivePolicy"])
-        assert redrive["maxReceiveCount"] == local.dlq_max_receive_count
-        assert redrive["deadLetterTargetArn"] == queues[local.dlq_redrive_name]["QueueArn"]
-    for attributes in queues.values():
-        assert attributes["MessageRetentionPeriod"] == str(local.dlq_retention_days * 86400)
-        assert attributes["KmsMasterKeyId"].startswith(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/")
-
+    check_deployed_core(local, ACCOUNT)
     s3 = client("s3")
-    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    assert {local.lake_bucket, local.access_log_bucket} <= buckets
     assert s3.get_bucket_versioning(Bucket=local.lake_bucket)["Status"] == "Enabled"
     for bucket in (local.lake_bucket, local.access_log_bucket):
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 import aws_kinesis_agg
@@ -55,12 +56,29 @@ _KEY_TAG = b"\x0a"
 _RECORD_TAG = b"\x1a"
 # A record entry's bytes between its length and its data: key index field and the data field's tag.
 _KEY_INDEX_FIELD = [b"\x08" + v + _RECORD_TAG for v in VARINTS]
+# The usual entry: a key index below 128 (a one-byte varint, so a 3-byte index field) and data shorter
+# than TABLE_SIZE. Its header before the index field (records tag, entry length) and its size in the
+# aggregate depend on the data length n alone: tables by n, one lookup each instead of the arithmetic.
+_SMALL_INDEX = 128
+_ENTRY_HEADS = [_RECORD_TAG + varint(3 + len(VARINTS[n]) + n) for n in range(TABLE_SIZE)]
+_ENTRY_COSTS = [len(_ENTRY_HEADS[n]) + 3 + len(VARINTS[n]) + n for n in range(TABLE_SIZE)]
 
 
 def _key_entry(key: str) -> bytes:
     """A partition_key_table entry."""
     encoded = key.encode()
     return _KEY_TAG + varint(len(encoded)) + encoded
+
+
+def _entry_header(n: int, key_index: int) -> tuple[bytes, bytes, bytes, int]:
+    """Any entry of `n` data bytes: its header, key index field, data length and size in the aggregate."""
+    index_field = (
+        _KEY_INDEX_FIELD[key_index] if key_index < TABLE_SIZE else b"\x08" + varint(key_index) + _RECORD_TAG
+    )
+    data_length = varint(n)
+    inner = len(index_field) + len(data_length) + n
+    head = _RECORD_TAG + varint(inner)
+    return head, index_field, data_length, len(head) + inner
 
 
 def aggregate(
@@ -82,26 +100,31 @@ def aggregate(
     out: list[KinesisRecord] = []
     keys: dict[str, int] = {}
     key_entries: list[bytes] = []  # the partition key table, encoded
-    entries: list[bytes] = []  # the records, encoded: tag, length, key index, data tag, data length, data
+    entries: list[bytes] = []  # the records, encoded: header, key index field, data length, data
     members: list[int] = []
     size = _FRAME
-    varints, index_fields = VARINTS, _KEY_INDEX_FIELD  # locals: the loop below runs per user record
+    # Locals: the loop below runs per user record.
+    heads, costs, index_fields, varints = _ENTRY_HEADS, _ENTRY_COSTS, _KEY_INDEX_FIELD, VARINTS
     key_entry_of: dict[str, bytes] = {}  # table entries by key: a user's key recurs in later aggregates
     room = max_bytes - _AGG_OVERHEAD  # for a user record and its key
+    # Data up to `quick_room` bytes fits with any of the keys, which spares most records the exact test.
+    quick_room = room - 4 * max(map(len, map(itemgetter(0), records)), default=0)
 
     def flush() -> None:
         if len(members) == 1:
             key, data = records[members[0]]
             out.append(KinesisRecord(key, data, (members[0],)))
         elif members:
-            body = b"".join(key_entries) + b"".join(entries)
-            data = aws_kinesis_agg.MAGIC + body + hashlib.md5(body).digest()
+            table, packed = b"".join(key_entries), b"".join(entries)
+            digest = hashlib.md5(table)
+            digest.update(packed)
+            data = b"".join((aws_kinesis_agg.MAGIC, table, packed, digest.digest()))
             out.append(KinesisRecord(next(iter(keys)), data, tuple(members)))
 
     for i in range(len(records)) if indices is None else indices:
         key, data = records[i]
         n = len(data)
-        if n + 4 * len(key) > room:  # 4: the most UTF-8 bytes per character
+        if n > quick_room and n + 4 * len(key) > room:  # 4: the most UTF-8 bytes per character
             out.append(KinesisRecord(key, data, (i,)))
             continue
         key_index = keys.get(key)
@@ -110,30 +133,26 @@ def aggregate(
             key_entry = key_entry_of.get(key)
             if key_entry is None:
                 key_entry = key_entry_of[key] = _key_entry(key)
+            size += len(key_entry)
         else:
             key_entry = b""
-        data_length = varints[n] if n < TABLE_SIZE else varint(n)
-        index_field = (
-            index_fields[key_index] if key_index < TABLE_SIZE else b"\x08" + varint(key_index) + _RECORD_TAG
-        )
-        inner = len(index_field) + len(data_length) + n
-        entry_length = varints[inner] if inner < TABLE_SIZE else varint(inner)
-        cost = len(key_entry) + 1 + len(entry_length) + inner
-        if size + cost > max_bytes and members:
+        if n < TABLE_SIZE and key_index < _SMALL_INDEX:
+            head, index_field, data_length, cost = heads[n], index_fields[key_index], varints[n], costs[n]
+        else:
+            head, index_field, data_length, cost = _entry_header(n, key_index)
+        size += cost
+        if size > max_bytes and members:  # this record starts the next aggregate
             flush()
-            keys, key_entries, entries, members, size = {}, [], [], [], _FRAME
+            keys, key_entries, entries, members = {}, [], [], []
             key_index = 0
-            key_entry = _key_entry(key)
-            index_field = index_fields[0]
-            inner = len(index_field) + len(data_length) + n
-            entry_length = varint(inner)
-            cost = len(key_entry) + 1 + len(entry_length) + inner
+            key_entry = key_entry_of[key]
+            head, index_field, data_length, cost = _entry_header(n, 0)
+            size = _FRAME + len(key_entry) + cost
         if key_entry:
             keys[key] = key_index
             key_entries.append(key_entry)
-        entries += (_RECORD_TAG, entry_length, index_field, data_length, data)
+        entries += (head, index_field, data_length, data)
         members.append(i)
-        size += cost
     flush()
     return out
 

@@ -27,6 +27,8 @@ VARINTS: list[bytes] = [_plain(n) for n in range(TABLE_SIZE)]  # the varint of e
 LOW_BITS: list[bytes] = [bytes((n & 0x7F | 0x80, n >> 7 | 0x80)) for n in range(TABLE_SIZE)]
 # The same for the zigzag (2n) of a non-negative n, indexed by n's low TABLE_BITS - 1 bits.
 ZIGZAG_LOW_BITS: list[bytes] = [LOW_BITS[n << 1] for n in range(TABLE_SIZE >> 1)]
+# The varint of the zigzag (2n) of every non-negative n below TABLE_SIZE / 2.
+ZIGZAG_VARINTS: list[bytes] = VARINTS[::2]
 
 
 class _HighParts(dict[int, bytes]):

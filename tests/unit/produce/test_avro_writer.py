@@ -38,6 +38,17 @@ def test_every_generated_avro_record_equals_the_codec_bytes() -> None:
     assert checked > 2_500
 
 
+def test_every_generated_json_record_equals_the_codec_bytes() -> None:
+    # The generator calls orjson directly instead of the codec's `encode_json`.
+    checked = 0
+    for record in Workload(WorkloadConfig(events=6_000, seed=4, end_ms=1_764_150_000_000)):
+        if record.kind is RecordKind.BAD or record.event is None or record.data[:1] != b"{":
+            continue
+        assert record.data == encode(record.event, WireFormat.JSON)
+        checked += 1
+    assert checked > 2_500
+
+
 def test_negative_and_large_numbers_and_unicode() -> None:
     schema = {
         "type": "record",
@@ -88,7 +99,12 @@ def test_numbers_at_every_varint_boundary() -> None:
     schema = {
         "type": "record",
         "name": "N",
-        "fields": [{"name": "n", "type": "long"}, {"name": "m", "type": ["null", "long"]}],
+        "fields": [
+            {"name": "n", "type": "long"},
+            {"name": "m", "type": ["null", "long"]},
+            # compiled with the large-number test first (epoch millis)
+            {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        ],
     }
     parsed = parse_schema(schema)
     encode_n = compile_schema(schema)
@@ -96,8 +112,15 @@ def test_numbers_at_every_varint_boundary() -> None:
     for n in [*edges, *(-e for e in edges), -(2**63)]:
         for m in (None, n):
             buffer = io.BytesIO()
-            schemaless_writer(buffer, parsed, {"n": n, "m": m})
-            assert encode_n({"n": n, "m": m}) == buffer.getvalue(), n
+            schemaless_writer(buffer, parsed, {"n": n, "m": m, "t": n})
+            assert encode_n({"n": n, "m": m, "t": n}) == buffer.getvalue(), n
+
+
+def test_the_header_goes_before_the_body() -> None:
+    event = EXAMPLES[sorted(EXAMPLES)[0]]
+    sv = contract().version(event["event_type"], event["schema_version"])
+    encoder = compile_schema(sv.definition)
+    assert encoder(event, b"header") == b"header" + encoder(event)
 
 
 def test_string_caches_stay_bounded_and_exact(monkeypatch: pytest.MonkeyPatch) -> None:

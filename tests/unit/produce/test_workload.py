@@ -1,7 +1,11 @@
+import bisect
 import hashlib
+import itertools
+import math
 from collections import Counter, defaultdict
 from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.contract import BadRowReason, DecodeError, WireFormat, contract, decode
@@ -11,6 +15,7 @@ from pipeline.produce.manifest import Manifest, ManifestBuilder
 from pipeline.produce.run import plan
 from pipeline.produce.workload import (
     WINDOW_MS,
+    DiurnalClock,
     PartitionKeyStrategy,
     Record,
     RecordKind,
@@ -89,6 +94,18 @@ def test_bad_rows_cover_every_reason_and_decode_to_it(records: list[Record], wor
         with pytest.raises(DecodeError) as exc:
             decode(r.data)
         assert exc.value.reason is r.reason
+
+
+def test_oversize_rows_are_the_orjson_bytes_of_an_app_log_with_a_1_mib_message(records: list[Record]) -> None:
+    # The generator splices a JSON message made once into the event's JSON: the bytes must be those
+    # orjson writes for the whole event.
+    oversize = [r for r in records if r.reason is BadRowReason.OVERSIZE]
+    assert len(oversize) == 14
+    for r in oversize:
+        event = orjson.loads(r.data)
+        assert event["event_type"] == "app_log"
+        assert event["payload"]["message"] == "stack trace " + "x" * MAX_RECORD_BYTES
+        assert orjson.dumps(event) == r.data
 
 
 def test_valid_events_decode_and_are_dated_inside_the_span(records: list[Record], workload: Workload) -> None:
@@ -219,6 +236,28 @@ def test_device_partition_key_is_the_sensor() -> None:
         r for r in Workload(config) if r.event is not None and r.event["event_type"] == "sensor_reading"
     ]
     assert sensors and all(r.partition_key == r.event["payload"]["device_id"] for r in sensors if r.event)
+
+
+def _reference_time(clock: DiurnalClock, k: int) -> int:
+    """The k-th event time by the definition, in Python's mixed int and float arithmetic: the first
+    grid cell whose cumulative intensity reaches (k + 0.5) / n, interpolated (the last cell past it)."""
+    u = (k + 0.5) / clock.n
+    cell = min(bisect.bisect_left(clock.cum, u, 1) - 1, clock.GRID - 1)
+    lo, hi = clock.cum[cell], clock.cum[cell + 1]
+    frac = (u - lo) / ((hi - lo) or 1.0)
+    return math.floor(clock.start + (cell + min(frac, 1.0)) * clock.step)
+
+
+@pytest.mark.parametrize(
+    ("span_ms", "n"),
+    [(900_000, 1), (900_000, 7), (2_000_000, 5_000), (3 * 86_400_000, 20_000), (12_345_678, 333)],
+)
+def test_clock_times_are_the_definition_in_float_arithmetic(span_ms: int, n: int) -> None:
+    # `times` runs in floats only (faster): the same times, to the millisecond, through and past n.
+    clock = DiurnalClock(END_MS - span_ms, END_MS, n)
+    times = list(itertools.islice(clock.times(), n + 5))
+    assert times == [_reference_time(clock, k) for k in range(n + 5)]
+    assert times == sorted(times) and times[-1] == END_MS
 
 
 def test_late_events_need_a_long_enough_span() -> None:

@@ -21,7 +21,13 @@ FLINK_DIR = Path(__file__).resolve().parent
 # The local mini cluster's JVM (read by pyflink when it starts its gateway). Heap state holds one
 # dedup entry per event_id for the TTL, so most young objects survive into the old generation: a
 # large young generation and the parallel collector (both cores) keep stop-the-world pauses short.
-os.environ.setdefault("JVM_ARGS", "-Xms1g -Xmx3g -Xmn1g -XX:+UseParallelGC")
+# The heap is fixed (-Xms = -Xmx, no adaptive sizing): a growing heap made the collector run a full
+# collection after every young one to resize the old generation (0.6-0.9 s each, ~15% of the wall
+# time of a 1M-event run). MetaspaceSize spares the start-up four class-loading full collections.
+os.environ.setdefault(
+    "JVM_ARGS",
+    "-Xms3g -Xmx3g -Xmn1g -XX:+UseParallelGC -XX:-UseAdaptiveSizePolicy -XX:MetaspaceSize=256m",
+)
 
 
 def latest_checkpoint(checkpoint_dir: str | None) -> str | None:

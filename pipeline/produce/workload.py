@@ -589,7 +589,8 @@ class _Generator:
     # Each event maker writes its whole event in one dict literal: the envelope in contract field order
     # (event_id, event_type, schema_version, event_time, source, user_id, session_id, user_agent, ip),
     # then the payload (JSON keeps that order). A shared envelope helper cost a call and a dict
-    # insertion per event. Draws stay in the order the seed reproduces: a maker that draws before its
+    # insertion per event; a per-session envelope dict unpacked with `**` cost 1,200 instructions per
+    # event (2.6%: the literal's dict grows and resizes). Draws stay in the order the seed reproduces: a maker that draws before its
     # schema version (a page, a quantity) does so first, and the rest after.
 
     def _event(self, t: int) -> Record:

@@ -89,6 +89,9 @@ def main() -> None:
                 "events_per_kinesis_record": round(offered / entries, 1),
                 "load_average_1m": round(os.getloadavg()[0], 1),
                 "cpus": os.cpu_count(),
+                # Which interpreter build: a PGO+LTO distribution build runs this 15-20% faster than
+                # a plain source build (pyenv's default); the Makefile prefers the former.
+                "python": f"{sys.version.split()[0]} {sys.base_prefix}",
             }
         )
     )

@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 from aws_kinesis_agg.aggregator import AggRecord, messages_pb2
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pipeline.produce.kpl import (
     AGGREGATE_MAX_BYTES,
@@ -132,3 +134,36 @@ def test_aggregates_are_the_bytes_of_the_library_message() -> None:
     for entry in packed:
         assert entry.data == _library_bytes([records[i] for i in entry.user_indices])
         assert entry.partition_key == records[entry.user_indices[0]][0]
+
+
+@st.composite
+def _records_and_limit(draw: st.DrawFn) -> tuple[list[tuple[str, bytes]], int]:
+    """Records that each fit an aggregate of their own; keys repeat, and exceed 128 in an aggregate."""
+    max_bytes = draw(st.one_of(st.integers(200, 12_000), st.just(AGGREGATE_MAX_BYTES)))
+    keys = draw(st.sampled_from([2, 20, 300]))
+    largest = draw(st.sampled_from([8, 64, max_bytes // 4]))
+    key = st.builds(lambda p, i: f"{p}{i}", st.sampled_from(["k", "ключ-", "user-"]), st.integers(0, keys))
+    data = st.integers(0, largest).map(lambda n: b"d" * n)
+    return draw(st.lists(st.tuples(key, data), max_size=600)), max_bytes
+
+
+@settings(max_examples=200, deadline=None)
+@given(_records_and_limit())
+# Over 128 distinct keys, each once: two-byte key indices make an aggregate longer than its estimate.
+@example(([(f"user-{i}", b"d" * (i % 9)) for i in range(600)], 3_000))
+def test_aggregates_fill_greedily_in_order_as_the_library_writes_them(
+    case: tuple[list[tuple[str, bytes]], int],
+) -> None:
+    # As the KPL fills them: records in order, each aggregate closed only when the next would not fit.
+    records, max_bytes = case
+    packed = aggregate(records, max_bytes=max_bytes)
+    assert [i for r in packed for i in r.user_indices] == list(range(len(records)))
+    for k, entry in enumerate(packed):
+        members = [records[i] for i in entry.user_indices]
+        if len(members) == 1:
+            assert (entry.partition_key, entry.data) == members[0]
+        else:
+            assert (entry.partition_key, entry.data) == (members[0][0], _library_bytes(members))
+        assert len(_library_bytes(members)) <= max_bytes
+        if k + 1 < len(packed):
+            assert len(_library_bytes([*members, records[packed[k + 1].user_indices[0]]])) > max_bytes

@@ -1,7 +1,8 @@
 # One-command setup: every target installs what it needs, once (stamp files), then runs.
 SHELL := /bin/bash
-# A distribution's python3.11 first: Debian's (and python.org's) are built with PGO and LTO, pyenv's
-# are not unless PYTHON_CONFIGURE_OPTS asks, and ran the producer 11% more instructions per event.
+# A distribution's python3.11 first: Debian's (and the python Docker images') are built with PGO and
+# LTO, pyenv's are not unless PYTHON_CONFIGURE_OPTS asks, and ran the producer 11% more instructions
+# per event.
 PYTHON311 ?= $(firstword $(wildcard /usr/bin/python3.11 /usr/local/bin/python3.11 $(HOME)/.pyenv/versions/3.11*/bin/python3.11) $(shell command -v python3.11))
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -4,23 +4,29 @@ SHELL := /bin/bash
 # LTO, pyenv's are not unless PYTHON_CONFIGURE_OPTS asks, and ran the producer 11% more instructions
 # per event.
 PYTHON311 ?= $(firstword $(wildcard /usr/bin/python3.11 /usr/local/bin/python3.11 $(HOME)/.pyenv/versions/3.11*/bin/python3.11) $(shell command -v python3.11))
+# Venv stamps name the interpreter: another PYTHON311 makes each venv again (`new_venv`).
+INTERPRETER_TAG := $(subst /,-,$(realpath $(PYTHON311)))
 VENV := .venv
 PY := $(VENV)/bin/python
-# The stamp names the interpreter: another PYTHON311 makes the venv again.
-VENV_STAMP := $(VENV)/.installed$(subst /,-,$(realpath $(PYTHON311)))
+VENV_STAMP := $(VENV)/.installed$(INTERPRETER_TAG)
 NODE_STAMP := node_modules/.installed
 FLINK_VENV := .venv-flink
-FLINK_VENV_STAMP := $(FLINK_VENV)/.installed
+FLINK_VENV_STAMP := $(FLINK_VENV)/.installed$(INTERPRETER_TAG)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 MYPY_FILES = $(shell find pipeline lambdas stacks bench flink tests app.py -name "*.py" -not -path "*/cdk.out/*" 2>/dev/null)
 
-.PHONY: setup test lint typecheck schemas-check pytest demo synth bench clean cfn-lint layers deploy
+.PHONY: setup test lint typecheck schemas-check pytest demo synth bench clean cfn-lint layers deploy flink-venv
+
+# The venv $(1) of PYTHON311, made anew when another interpreter made it.
+define new_venv
+	@if [ "$$(realpath $(1)/bin/python 2>/dev/null)" != "$(realpath $(PYTHON311))" ]; then rm -rf $(1) && $(PYTHON311) -m venv $(1); fi
+endef
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON311)"
-	@if [ "$$(realpath $(PY) 2>/dev/null)" != "$(realpath $(PYTHON311))" ]; then rm -rf $(VENV) && $(PYTHON311) -m venv $(VENV); fi
+	$(call new_venv,$(VENV))
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
@@ -28,9 +34,11 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 # The Flink job's own venv: apache-flink 1.20 pins an old numpy/pyarrow/beam world (flink/requirements.txt).
 $(FLINK_VENV_STAMP): flink/requirements.txt
 	@echo "==> creating $(FLINK_VENV) with $(PYTHON311) (apache-flink, about 720 MB)"
-	@test -x $(FLINK_VENV)/bin/python || $(PYTHON311) -m venv $(FLINK_VENV)
+	$(call new_venv,$(FLINK_VENV))
 	$(FLINK_VENV)/bin/pip install --quiet --disable-pip-version-check -r flink/requirements.txt
 	@touch $@
+
+flink-venv: $(FLINK_VENV_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	@echo "==> installing the CDK CLI into node_modules/"

@@ -924,9 +924,6 @@ def _bad_schema_violation(g: _Generator, t: int, variant: int) -> bytes:
     return orjson.dumps(event)
 
 
-_OVERSIZE_MESSAGE = "stack trace " + "x" * MAX_RECORD_BYTES
-
-
 def _bad_oversize(g: _Generator, t: int, variant: int) -> bytes:
     """An app log with a 1 MiB message: the run's first one, again each time (a producer retrying a
     record it cannot send). Making each anew cost about 1% of the producer's CPU and evicted its
@@ -935,7 +932,7 @@ def _bad_oversize(g: _Generator, t: int, variant: int) -> bytes:
     the records after it do not depend on this."""
     event = g._app_log(t)
     if g.oversize_row is None:
-        event["payload"]["message"] = _OVERSIZE_MESSAGE
+        event["payload"]["message"] = "stack trace " + "x" * MAX_RECORD_BYTES
         g.oversize_row = orjson.dumps(event)
     return g.oversize_row
 
